@@ -1,0 +1,348 @@
+"""Attention types behind one interface.
+
+Every type is called the same way::
+
+    context, weights = attn(query, key, value, key_padding_mask=None, attn_mask=None,
+                            need_weights=False)
+
+with ``query`` (B, T, d), ``key``/``value`` (B, S, d), ``key_padding_mask`` (B, S) bool where
+True marks padding, ``attn_mask`` (T, S), (B, T, S) or (B, H, T, S): bool where True forbids a
+position, or float added to the scores. ``context`` is (B, T, d); ``weights`` is (B, H, T, S)
+when ``need_weights`` is true, else None.
+
+The work is split in two so that a decoder can attend step by step over a source whose keys are
+projected only once: ``project_memory(key, value)`` returns a :class:`Memory`, and
+``attend(query, memory, ...)`` scores queries against it.
+
+Positional encodings that act inside attention (rotary, ALiBi, relative bias) plug in through a
+:class:`PositionHook` given to the constructor; the architectures pass whatever their positional
+module offers and never need to change when a new kind is added.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = [
+    "Attention",
+    "AdditiveAttention",
+    "DotProductAttention",
+    "MultiHeadAttention",
+    "NoAttention",
+    "Memory",
+    "PositionHook",
+    "causal_mask",
+    "merge_masks",
+    "scaled_dot_attention",
+]
+
+
+@dataclass
+class Memory:
+    """Keys and values after the attention's own projections, reusable across decoder steps."""
+
+    keys: Tensor  # (B, H, S, dk) or (B, S, dk), as the attention type needs
+    values: Tensor  # (B, H, S, dv) or (B, S, dv)
+
+
+class PositionHook:
+    """Seam for positional encodings that act inside attention.
+
+    ``bias`` returns a float score bias broadcastable to (B, H, T, S) (ALiBi, relative bias);
+    ``rotate`` transforms projected queries or keys (rotary). The defaults do nothing.
+    """
+
+    def bias(self, q_len: int, k_len: int, q_offset: int, device: torch.device) -> Optional[Tensor]:
+        return None
+
+    def rotate(self, x: Tensor, offset: int) -> Tensor:  # x: (B, H, L, dh)
+        return x
+
+
+def causal_mask(size: int, device: torch.device | None = None) -> Tensor:
+    """(T, T) bool mask, True above the diagonal: step t may not look at steps after t."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+
+
+def merge_masks(
+    key_padding_mask: Optional[Tensor],
+    attn_mask: Optional[Tensor],
+    dtype: torch.dtype,
+    extra_bias: Optional[Tensor] = None,
+) -> Optional[Tensor]:
+    """Fold padding, attention mask and positional bias into one additive float mask.
+
+    Returns None when there is nothing to mask, else a tensor broadcastable to (B, H, T, S)
+    holding 0 where attending is allowed and -inf where it is not.
+    """
+    merged: Optional[Tensor] = None
+
+    def add(mask: Tensor) -> None:
+        nonlocal merged
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+        else:
+            mask = mask.to(dtype)
+        merged = mask if merged is None else merged + mask
+
+    if key_padding_mask is not None:
+        add(key_padding_mask[:, None, None, :])  # (B, 1, 1, S)
+    if attn_mask is not None:
+        while attn_mask.dim() < 4:
+            attn_mask = attn_mask.unsqueeze(0 if attn_mask.dim() == 2 else 1)  # -> (B|1, H|1, T, S)
+        add(attn_mask)
+    if extra_bias is not None:
+        add(extra_bias)
+    return merged
+
+
+def scaled_dot_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Optional[Tensor],
+    scale: float,
+    dropout_p: float,
+    need_weights: bool,
+) -> Tuple[Tensor, Optional[Tensor]]:
+    """softmax(q kᵀ · scale + mask) v on (B, H, T|S, d) tensors.
+
+    Without weights this is the fused kernel; with them, the explicit math that returns the
+    (B, H, T, S) weights. Both compute the same numbers (dropout aside).
+    """
+    if not need_weights:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+        return out, None
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, H, T, S)
+    if mask is not None:
+        scores = scores + mask
+    weights = torch.softmax(scores, dim=-1)
+    out = torch.matmul(F.dropout(weights, dropout_p) if dropout_p > 0 else weights, v)
+    return out, weights
+
+
+class Attention(nn.Module):
+    """Base class: subclasses implement ``project_memory`` and ``attend``."""
+
+    num_heads: int = 1
+    allows_self_attention: bool = True  # False for types that only read an encoder's outputs
+
+    def __init__(self, d_model: int, dropout: float = 0.0, position_hook: Optional[PositionHook] = None):
+        super().__init__()
+        if d_model <= 0:
+            raise ValueError(f"d_model must be positive, got {d_model}")
+        self.d_model = d_model
+        self.dropout = dropout
+        self.position_hook = position_hook
+
+    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+        raise NotImplementedError
+
+    def attend(
+        self,
+        query: Tensor,
+        memory: Memory,
+        key_padding_mask: Optional[Tensor] = None,
+        attn_mask: Optional[Tensor] = None,
+        need_weights: bool = False,
+        q_offset: int = 0,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Optional[Tensor] = None,
+        attn_mask: Optional[Tensor] = None,
+        need_weights: bool = False,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        memory = self.project_memory(key, value)
+        return self.attend(query, memory, key_padding_mask, attn_mask, need_weights)
+
+    # -- helpers shared by the subclasses -------------------------------------------------
+    def _mask(self, query: Tensor, memory_len: int, key_padding_mask, attn_mask, q_offset: int):
+        bias = None
+        if self.position_hook is not None:
+            bias = self.position_hook.bias(query.size(1), memory_len, q_offset, query.device)
+        return merge_masks(key_padding_mask, attn_mask, query.dtype, bias)
+
+    def _rotate(self, x: Tensor, offset: int) -> Tensor:
+        return x if self.position_hook is None else self.position_hook.rotate(x, offset)
+
+    @property
+    def _dropout_p(self) -> float:
+        return self.dropout if self.training else 0.0
+
+
+class MultiHeadAttention(Attention):
+    """Vaswani et al. 2017: H heads of scaled dot-product attention with in/out projections."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int = 4,
+        dropout: float = 0.0,
+        bias: bool = True,
+        position_hook: Optional[PositionHook] = None,
+    ):
+        super().__init__(d_model, dropout, position_hook)
+        if d_model % num_heads != 0:
+            raise ValueError(
+                f"model width {d_model} is not divisible by attention.num_heads={num_heads}"
+            )
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def _split(self, x: Tensor) -> Tensor:  # (B, L, d) -> (B, H, L, dh)
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+        keys = self._rotate(self._split(self.k_proj(key)), 0)
+        return Memory(keys=keys, values=self._split(self.v_proj(value)))
+
+    def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
+        B, T, _ = query.shape
+        q = self._rotate(self._split(self.q_proj(query)), q_offset)  # (B, H, T, dh)
+        mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset)
+        out, weights = scaled_dot_attention(
+            q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights
+        )
+        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d)
+        return self.out_proj(out), weights
+
+
+class DotProductAttention(Attention):
+    """Luong et al. 2015 single-head scores: ``dot`` qᵀk, ``general`` qᵀWk, ``scaled`` qᵀk/√d."""
+
+    SCORES = ("dot", "general", "scaled")
+
+    def __init__(
+        self,
+        d_model: int,
+        score: str = "dot",
+        dropout: float = 0.0,
+        position_hook: Optional[PositionHook] = None,
+    ):
+        super().__init__(d_model, dropout, position_hook)
+        if score not in self.SCORES:
+            raise ValueError(f"attention.score must be one of {', '.join(self.SCORES)}; got {score!r}")
+        self.score = score
+        self.key_proj = nn.Linear(d_model, d_model, bias=False) if score == "general" else None
+        self.scale = 1.0 / math.sqrt(d_model) if score == "scaled" else 1.0
+
+    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+        if self.key_proj is not None:
+            key = self.key_proj(key)
+        return Memory(keys=self._rotate(key.unsqueeze(1), 0), values=value.unsqueeze(1))  # (B, 1, S, d)
+
+    def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
+        q = self._rotate(query.unsqueeze(1), q_offset)  # (B, 1, T, d)
+        mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset)
+        out, weights = scaled_dot_attention(
+            q, memory.keys, memory.values, mask, self.scale, self._dropout_p, need_weights
+        )
+        return out.squeeze(1), weights
+
+
+class AdditiveAttention(Attention):
+    """Bahdanau et al. 2015: score(q, k) = vᵀ tanh(W_q q + W_k k).
+
+    The (B, T, S, d_attn) tensor inside the tanh is built at most ``max_chunk_elements``
+    elements at a time (query rows are processed in chunks, and recomputed in the backward pass
+    rather than stored), so self-attention over long sequences stays within memory.
+    ``max_chunk_elements=None`` builds it whole.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_attn: Optional[int] = None,
+        dropout: float = 0.0,
+        max_chunk_elements: Optional[int] = 2**22,
+        position_hook: Optional[PositionHook] = None,
+    ):
+        super().__init__(d_model, dropout, position_hook)
+        self.d_attn = d_attn or d_model
+        self.max_chunk_elements = max_chunk_elements
+        self.query_proj = nn.Linear(d_model, self.d_attn, bias=False)
+        self.key_proj = nn.Linear(d_model, self.d_attn, bias=True)
+        self.energy = nn.Linear(self.d_attn, 1, bias=False)  # the vector v
+
+    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+        return Memory(keys=self.key_proj(key), values=value)  # (B, S, da), (B, S, d)
+
+    def _score_rows(self, q: Tensor, k: Tensor) -> Tensor:
+        # q (B, t, da), k (B, S, da) -> (B, t, S); builds a (B, t, S, da) tensor
+        return self.energy(torch.tanh(q.unsqueeze(2) + k.unsqueeze(1))).squeeze(-1)
+
+    def scores(self, q: Tensor, k: Tensor) -> Tensor:
+        """Unnormalised scores (B, T, S) of projected queries against projected keys."""
+        B, T, da = q.shape
+        S = k.size(1)
+        if self.max_chunk_elements is None or B * T * S * da <= self.max_chunk_elements:
+            return self._score_rows(q, k)
+        rows = max(1, self.max_chunk_elements // (B * S * da))
+        recompute = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
+        chunks = []
+        for start in range(0, T, rows):
+            q_rows = q[:, start : start + rows]
+            if recompute:
+                chunks.append(checkpoint(self._score_rows, q_rows, k, use_reentrant=False))
+            else:
+                chunks.append(self._score_rows(q_rows, k))
+        return torch.cat(chunks, dim=1)
+
+    def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
+        q = self.query_proj(query)  # (B, T, da)
+        scores = self.scores(q, memory.keys).unsqueeze(1)  # (B, 1, T, S)
+        mask = self._mask(query, memory.keys.size(1), key_padding_mask, attn_mask, q_offset)
+        if mask is not None:
+            scores = scores + mask
+        weights = torch.softmax(scores, dim=-1)  # (B, 1, T, S)
+        attended = F.dropout(weights, self._dropout_p) if self._dropout_p > 0 else weights
+        out = torch.matmul(attended.squeeze(1), memory.values)  # (B, T, d)
+        return out, (weights if need_weights else None)
+
+
+class NoAttention(Attention):
+    """No attention: every query receives the encoder's final state (the last real position).
+
+    This is the classic encoder-decoder (Cho et al. 2014; Sutskever et al. 2014) that the lesson
+    starts from. The returned weights are one-hot on that position, so plots still work.
+    It only makes sense over an encoder's outputs, so architectures built on self-attention
+    reject it (``allows_self_attention``).
+    """
+
+    allows_self_attention = False
+
+    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+        return Memory(keys=key, values=value)
+
+    def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
+        B, T, _ = query.shape
+        S = memory.values.size(1)
+        if key_padding_mask is None:
+            last = torch.full((B,), S - 1, dtype=torch.long, device=query.device)
+        else:
+            last = (~key_padding_mask).sum(dim=1).clamp(min=1) - 1  # (B,)
+        final = memory.values[torch.arange(B, device=query.device), last]  # (B, d)
+        out = final.unsqueeze(1).expand(B, T, final.size(-1))
+        weights = None
+        if need_weights:
+            weights = F.one_hot(last, S).to(query.dtype)[:, None, None, :].expand(B, 1, T, S)
+        return out, weights
+

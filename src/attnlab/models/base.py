@@ -1,0 +1,83 @@
+"""What every sequence-to-sequence model offers, whatever its architecture.
+
+A task (training loop, decoding, plots) talks to a model only through this interface:
+
+* ``forward(src, tgt_in, need_weights)`` — teacher-forced logits (B, T, V) and attention weights;
+* ``encode`` once per source, then ``start`` and repeated ``step`` for decoding token by token.
+
+Attention weights come back as a dict from a name (``cross``, ``encoder_self``,
+``decoder_self``) to a list with one (B, H, T, S) tensor per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.attention import Attention
+from attnlab.positional import PositionalEncoding
+
+AttentionFactory = Callable[..., Attention]
+PositionalFactory = Callable[..., PositionalEncoding]
+Weights = Dict[str, List[Tensor]]
+
+
+@dataclass
+class Encoded:
+    """An encoded source batch."""
+
+    memory: Tensor  # (B, S, d) encoder outputs
+    padding_mask: Tensor  # (B, S) bool, True at padding
+    final_state: Any = None  # recurrent encoders: the state the decoder starts from
+    weights: Weights = field(default_factory=dict)  # encoder self-attention, when asked for
+
+
+class Seq2Seq(nn.Module):
+    """Base class of the encoder-decoder architectures."""
+
+    pad_id: int
+
+    def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
+        raise NotImplementedError
+
+    def decode(self, tgt_in: Tensor, encoded: Encoded, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        """Teacher-forced decoding of (B, T) target inputs -> logits (B, T, V)."""
+        raise NotImplementedError
+
+    def start(self, encoded: Encoded) -> Any:
+        """The decoder state before the first generated token."""
+        raise NotImplementedError
+
+    def step(
+        self, tokens: Tensor, state: Any, encoded: Encoded, need_weights: bool = False
+    ) -> Tuple[Tensor, Any, Weights]:
+        """Feed (B,) tokens, get logits (B, V) for the next one and the new state."""
+        raise NotImplementedError
+
+    def forward(self, src: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        encoded = self.encode(src, need_weights=need_weights)
+        logits, weights = self.decode(tgt_in, encoded, need_weights=need_weights)
+        return logits, {**encoded.weights, **weights}
+
+
+def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
+    """(B, L) bool mask, True at padding."""
+    return tokens.eq(pad_id)
+
+
+def check_attention_for_self_attention(attention: Attention, arch: str) -> None:
+    if not attention.allows_self_attention:
+        raise ValueError(
+            f"attention=none cannot be used with arch={arch}: its layers are built from "
+            f"self-attention; choose attention=additive, dot or multihead"
+        )
+
+
+def concat_weights(steps: List[Optional[Tensor]]) -> Optional[Tensor]:
+    """Join per-step (B, H, 1, S) weights along the target axis -> (B, H, T, S)."""
+    if not steps or steps[0] is None:
+        return None
+    return torch.cat(steps, dim=2)

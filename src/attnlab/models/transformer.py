@@ -1,0 +1,227 @@
+"""Transformer encoder-decoder (Vaswani et al. 2017) built from any attention type.
+
+Self-attention and cross-attention are both made by the injected attention factory; the
+positional module is added to the embeddings and offers its attention hook to self-attention.
+``norm="post"`` is the paper's residual-then-LayerNorm; ``norm="pre"`` normalises before each
+sublayer (more stable for deep stacks) and adds a final LayerNorm.
+
+:class:`TransformerEncoder` stands on its own so classification and masked-LM heads reuse it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.attention import Attention, causal_mask
+from attnlab.models.base import (
+    AttentionFactory,
+    Encoded,
+    PositionalFactory,
+    Seq2Seq,
+    Weights,
+    check_attention_for_self_attention,
+    padding_mask,
+)
+
+NORMS = ("post", "pre")
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Sublayer(nn.Module):
+    """Residual connection around a sublayer, with LayerNorm after (post) or before (pre) it."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def forward(self, x: Tensor, fn) -> Tuple[Tensor, Optional[Tensor]]:
+        out, w = fn(self.norm(x) if self.pre_norm else x)
+        x = x + self.dropout(out)
+        return (x if self.pre_norm else self.norm(x)), w
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d_model: int, self_attn: Attention, d_ff: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.self_attn = self_attn
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.attn_block = Sublayer(d_model, dropout, pre_norm)
+        self.ff_block = Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, x: Tensor, pad_mask: Tensor, need_weights: bool = False):
+        x, w = self.attn_block(x, lambda h: self.self_attn(h, h, h, key_padding_mask=pad_mask, need_weights=need_weights))
+        x, _ = self.ff_block(x, lambda h: (self.feed_forward(h), None))
+        return x, w
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d_model: int, self_attn: Attention, cross_attn: Attention, d_ff: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.self_attn = self_attn
+        self.cross_attn = cross_attn
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.self_block = Sublayer(d_model, dropout, pre_norm)
+        self.cross_block = Sublayer(d_model, dropout, pre_norm)
+        self.ff_block = Sublayer(d_model, dropout, pre_norm)
+
+    def forward(self, y: Tensor, memory: Tensor, memory_mask: Tensor, causal: Tensor, need_weights: bool = False):
+        # no target padding mask: padding sits at the end, so the causal mask already hides it
+        y, sw = self.self_block(y, lambda h: self.self_attn(h, h, h, attn_mask=causal, need_weights=need_weights))
+        y, cw = self.cross_block(
+            y, lambda h: self.cross_attn(h, memory, memory, key_padding_mask=memory_mask, need_weights=need_weights)
+        )
+        y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
+        return y, sw, cw
+
+
+class ScaledEmbedding(nn.Module):
+    """Token embedding times √d (Vaswani et al. 2017, section 3.4)."""
+
+    def __init__(self, vocab_size: int, d_model: int, pad_id: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
+        with torch.no_grad():
+            self.embedding.weight[pad_id].zero_()
+        self.scale = math.sqrt(d_model)
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.embedding.weight
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.embedding(tokens) * self.scale
+
+
+def _check_norm(norm: str) -> bool:
+    if norm not in NORMS:
+        raise ValueError(f"arch.norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    return norm == "pre"
+
+
+class TransformerEncoder(nn.Module):
+    """Embedding + positions + N self-attention layers: (B, S) tokens -> (B, S, d)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        num_layers: int = 3,
+        d_ff: int = 1024,
+        dropout: float = 0.1,
+        norm: str = "post",
+    ):
+        super().__init__()
+        pre_norm = _check_norm(norm)
+        self.pad_id = pad_id
+        self.d_model = d_model
+        self.embed = ScaledEmbedding(vocab_size, d_model, pad_id)
+        self.pos = pos_enc(d_model=d_model)
+        self.dropout = nn.Dropout(dropout)
+        hook = self.pos.attention_hook()
+        layers = []
+        for _ in range(num_layers):
+            self_attn = attention(d_model=d_model, position_hook=hook)
+            check_attention_for_self_attention(self_attn, "transformer")
+            layers.append(EncoderLayer(d_model, self_attn, d_ff, dropout, pre_norm))
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+
+    def forward(self, src: Tensor, need_weights: bool = False) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """-> outputs (B, S, d), padding mask (B, S), per-layer weights (B, H, S, S)."""
+        mask = padding_mask(src, self.pad_id)
+        x = self.dropout(self.pos(self.embed(src)))
+        weights = []
+        for layer in self.layers:
+            x, w = layer(x, mask, need_weights)
+            weights.append(w)
+        return self.final_norm(x), mask, weights
+
+
+class TransformerSeq2Seq(Seq2Seq):
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        num_encoder_layers: int = 3,
+        num_decoder_layers: int = 3,
+        d_ff: int = 1024,
+        dropout: float = 0.1,
+        norm: str = "post",
+        tie_embeddings: bool = True,
+    ):
+        super().__init__()
+        pre_norm = _check_norm(norm)
+        self.pad_id = pad_id
+        self.encoder = TransformerEncoder(
+            src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm
+        )
+        self.embed = ScaledEmbedding(tgt_vocab_size, d_model, pad_id)
+        self.pos = pos_enc(d_model=d_model)
+        self.dropout = nn.Dropout(dropout)
+        hook = self.pos.attention_hook()
+        self.layers = nn.ModuleList(
+            DecoderLayer(
+                d_model,
+                attention(d_model=d_model, position_hook=hook),
+                attention(d_model=d_model),
+                d_ff,
+                dropout,
+                pre_norm,
+            )
+            for _ in range(num_decoder_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.generator = nn.Linear(d_model, tgt_vocab_size)
+        if tie_embeddings:
+            self.generator.weight = self.embed.weight
+
+    def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
+        memory, mask, weights = self.encoder(src, need_weights)
+        return Encoded(memory=memory, padding_mask=mask, weights={"encoder_self": weights} if need_weights else {})
+
+    def _decode(self, tgt_in: Tensor, encoded: Encoded, need_weights: bool) -> Tuple[Tensor, Weights]:
+        T = tgt_in.size(1)
+        y = self.dropout(self.pos(self.embed(tgt_in)))  # (B, T, d)
+        causal = causal_mask(T, tgt_in.device)
+        self_w, cross_w = [], []
+        for layer in self.layers:
+            y, sw, cw = layer(y, encoded.memory, encoded.padding_mask, causal, need_weights)
+            self_w.append(sw)
+            cross_w.append(cw)
+        logits = self.generator(self.final_norm(y))
+        return logits, ({"decoder_self": self_w, "cross": cross_w} if need_weights else {})
+
+    def decode(self, tgt_in: Tensor, encoded: Encoded, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        return self._decode(tgt_in, encoded, need_weights)
+
+    # Step-wise decoding recomputes the prefix; the state is the tokens so far (B, t).
+    def start(self, encoded: Encoded) -> Tensor:
+        return encoded.memory.new_empty(encoded.memory.size(0), 0, dtype=torch.long)
+
+    def step(self, tokens, state, encoded, need_weights=False):
+        prefix = torch.cat([state, tokens.unsqueeze(1)], dim=1)  # (B, t+1)
+        logits, weights = self._decode(prefix, encoded, need_weights)
+        last = {k: [w[:, :, -1:] for w in v] for k, v in weights.items()}
+        return logits[:, -1], prefix, last
