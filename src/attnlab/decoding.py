@@ -32,6 +32,8 @@ def greedy_decode(
     the attention weights of every step joined along the target axis: name -> per layer
     (B, H, L, S').
     """
+    if model.max_target_positions is not None:
+        max_len = min(max_len, model.max_target_positions)
     encoded = model.encode(src, need_weights=need_weights)
     state = model.start(encoded)
     B = src.size(0)

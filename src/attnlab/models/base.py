@@ -39,6 +39,7 @@ class Seq2Seq(nn.Module):
     """Base class of the encoder-decoder architectures."""
 
     pad_id: int
+    max_target_positions: Optional[int] = None  # a learned positional table's limit, if any
 
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         raise NotImplementedError

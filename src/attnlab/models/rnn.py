@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.attention import Attention, Memory
+from attnlab.positional import NoPositionalEncoding
 from attnlab.models.base import (
     AttentionFactory,
     Encoded,
@@ -222,7 +223,7 @@ class RNNSeq2Seq(Seq2Seq):
         src_vocab_size: int,
         tgt_vocab_size: int,
         attention: AttentionFactory,
-        pos_enc: PositionalFactory,
+        pos_enc: Optional[PositionalFactory] = None,
         pad_id: int = 0,
         d_model: int = 256,
         emb_dim: int = 128,
@@ -240,11 +241,13 @@ class RNNSeq2Seq(Seq2Seq):
         if decoder not in DECODERS:
             raise ValueError(f"arch.decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
         self.pad_id = pad_id
+        pos_enc = pos_enc or NoPositionalEncoding  # order comes from the recurrence itself
         self.encoder = RNNEncoder(src_vocab_size, emb_dim, d_model, cell, num_layers, bidirectional, dropout, pos_enc, pad_id)
         self.bridge = Bridge(d_model * self.encoder.num_directions, d_model, lstm=cell == "lstm")
         self.decoder = DECODERS[decoder](
             tgt_vocab_size, emb_dim, d_model, cell, num_layers, dropout, attention(d_model=d_model), pos_enc, pad_id, input_feeding
         )
+        self.max_target_positions = self.decoder.pos.max_len
         self.output_dropout = nn.Dropout(dropout)
         if tie_embeddings:
             self.pre_generator = nn.Linear(d_model, emb_dim)

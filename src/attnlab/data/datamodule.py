@@ -1,0 +1,139 @@
+"""A LightningDataModule for parallel text: tokenize, build vocabularies, batch with padding."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from attnlab.data.corpus_cache import Pairs, load_or_generate
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
+
+
+@dataclass
+class Example:
+    src_ids: List[int]  # source tokens + EOS
+    tgt_ids: List[int]  # BOS + target tokens + EOS
+    src_text: str
+    tgt_text: str
+
+
+class ParallelDataset(Dataset):
+    def __init__(self, examples: List[Example]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+
+def pad(seqs: List[List[int]]) -> torch.Tensor:
+    out = torch.full((len(seqs), max(len(s) for s in seqs)), PAD_ID, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(examples: List[Example]) -> Dict[str, object]:
+    """-> src (B, S), tgt (B, T+1) with BOS ... EOS, and the raw texts for metrics."""
+    return {
+        "src": pad([e.src_ids for e in examples]),
+        "tgt": pad([e.tgt_ids for e in examples]),
+        "src_text": [e.src_text for e in examples],
+        "tgt_text": [e.tgt_text for e in examples],
+    }
+
+
+class TranslationDataModule(L.LightningDataModule):
+    """Parallel data from a corpus generator, cached under ``cache_dir``.
+
+    ``corpus`` is a callable (a Hydra partial) taking ``seed`` and returning
+    ``{"train"|"val"|"test": [(source, target), ...]}``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        corpus: Callable[..., Pairs],
+        cache_dir: str,
+        seed: int = 1234,
+        src_tokenizer: str = "word",
+        tgt_tokenizer: str = "word",
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.name = name
+        self.corpus = corpus
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self.src_tokenizer = Tokenizer(src_tokenizer)
+        self.tgt_tokenizer = Tokenizer(tgt_tokenizer)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.src_vocab: Optional[Vocab] = None
+        self.tgt_vocab: Optional[Vocab] = None
+        self.splits: Dict[str, ParallelDataset] = {}
+
+    def _pairs(self) -> Pairs:
+        kwargs = dict(getattr(self.corpus, "keywords", {}), seed=self.seed)
+        generator = getattr(self.corpus, "func", self.corpus)
+        return load_or_generate(self.cache_dir, self.name, generator, kwargs)
+
+    def prepare_data(self) -> None:
+        self._pairs()  # generate and cache once (rank 0 only under DDP)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.splits:
+            return
+        pairs = self._pairs()
+        tokenized = {
+            split: [(self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t), s, t) for s, t in items]
+            for split, items in pairs.items()
+        }
+        self.src_vocab = Vocab.build(src for src, _, _, _ in tokenized["train"])
+        self.tgt_vocab = Vocab.build(tgt for _, tgt, _, _ in tokenized["train"])
+        self.splits = {
+            split: ParallelDataset(
+                [
+                    Example(self.src_vocab.encode(src) + [EOS_ID], [BOS_ID] + self.tgt_vocab.encode(tgt) + [EOS_ID], s, t)
+                    for src, tgt, s, t in items
+                ]
+            )
+            for split, items in tokenized.items()
+        }
+
+    @property
+    def max_source_len(self) -> int:
+        return max(len(e.src_ids) for ds in self.splits.values() for e in ds.examples)
+
+    @property
+    def max_target_len(self) -> int:
+        return max(len(e.tgt_ids) for ds in self.splits.values() for e in ds.examples)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)

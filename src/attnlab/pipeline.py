@@ -1,0 +1,132 @@
+"""One training job, top to bottom: data, checks, model, loggers, fit, test, metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from attnlab.callbacks import TokenThroughput
+from attnlab.checks import ConfigError, check_model_config
+from attnlab.wandb_setup import ensure_wandb_mode, finish_wandb
+
+log = logging.getLogger(__name__)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def instantiate_callbacks(cfg: DictConfig, with_logger: bool) -> List[L.Callback]:
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        if node._target_.endswith("LearningRateMonitor") and not with_logger:
+            continue  # it refuses to run without a logger
+        callbacks.append(instantiate(node))
+    return callbacks
+
+
+def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
+    loggers = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None or "_target_" not in node:
+            continue
+        if "Wandb" in node._target_ and ensure_wandb_mode() == "offline":
+            log.info(
+                "W&B: no API key configured, logging offline under %s/wandb. Upload later with "
+                "`wandb sync %s/wandb/offline-run-*`, or browse locally with `wandb leet %s/wandb`.",
+                output_dir, output_dir, output_dir,
+            )
+        loggers.append(instantiate(node))
+    return loggers
+
+
+def experiment_summary(cfg: DictConfig, num_params: int) -> Dict[str, Any]:
+    """What W&B and metrics.json record: the choices as top-level keys, then the full config."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    summary: Dict[str, Any] = {key: cfg.choices[key] for key in ("arch", "attention", "pos_enc", "data")}
+    summary.update(seed=cfg.seed, params=num_params, run_name=cfg.run_name, tags=list(cfg.get("tags") or []))
+    for key in ("arch", "attention", "pos_enc", "data"):
+        summary[f"{key}_params"] = resolved[key]
+    for key in ("task", "trainer"):
+        summary[key] = resolved[key]
+    return summary
+
+
+def _scalars(metrics: Dict[str, Any], prefix: str) -> Dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def train(cfg: DictConfig) -> Dict[str, Any]:
+    """Train, test and record one configuration; returns what metrics.json holds."""
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        longest = max(datamodule.max_source_len, datamodule.max_target_len)
+        check_model_config(cfg, longest, cfg.choices.data)
+        try:
+            task = instantiate(
+                cfg.task,
+                _recursive_=False,
+                arch=cfg.arch,
+                attention=cfg.attention,
+                pos_enc=cfg.pos_enc,
+                src_vocab=datamodule.src_vocab.tokens,
+                tgt_vocab=datamodule.tgt_vocab.tokens,
+                src_tokenizer=datamodule.src_tokenizer.kind,
+                tgt_tokenizer=datamodule.tgt_tokenizer.kind,
+            )
+        except (ValueError, TypeError, InstantiationException) as exc:
+            raise ConfigError(str(_root_cause(exc))) from exc
+        task.output_dir = str(output_dir)
+        num_params = sum(p.numel() for p in task.model.parameters())
+
+        loggers = instantiate_loggers(cfg, output_dir)
+        callbacks = instantiate_callbacks(cfg, with_logger=bool(loggers))
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        summary = experiment_summary(cfg, num_params)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(summary)
+
+        if cfg.get("train", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        val_metrics = _scalars(trainer.callback_metrics, "val/")
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        test_metrics: Dict[str, float] = {}
+        if cfg.get("test", True):
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            test_metrics = _scalars(trainer.callback_metrics, "test/")
+
+        throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
+        result = {
+            **{k: summary[k] for k in ("arch", "attention", "pos_enc", "data", "seed", "params", "run_name", "tags")},
+            "metrics": {**val_metrics, **test_metrics},
+            "tokens_per_sec": throughput.tokens_per_sec if throughput else None,
+            "wall_time_s": time.time() - started,
+            "global_step": trainer.global_step,
+            "best_checkpoint": best or None,
+            "output_dir": str(output_dir),
+        }
+        if trainer.is_global_zero:
+            (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+            for logger in trainer.loggers:
+                logger.log_metrics({"summary/wall_time_s": result["wall_time_s"], "summary/tokens_per_sec": result["tokens_per_sec"] or 0.0})
+        return result
+    finally:
+        finish_wandb()

@@ -1,0 +1,183 @@
+"""Translation as a LightningModule: trains whatever Seq2Seq the config composes.
+
+Everything needed to rebuild the model and read its output — the three component configs and
+both vocabularies — is a hyperparameter, so a checkpoint alone can translate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
+
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
+from attnlab.decoding import greedy_decode
+from attnlab.metrics import translation_scores
+from attnlab.tasks.builders import build_seq2seq
+from attnlab.tasks.schedules import lr_multiplier
+
+
+def _plain(value: Any) -> Any:
+    """DictConfig -> dict, so hyperparameters load with ``weights_only=True``."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+class TranslationTask(L.LightningModule):
+    def __init__(
+        self,
+        arch: Mapping[str, Any],
+        attention: Mapping[str, Any],
+        pos_enc: Mapping[str, Any],
+        src_vocab: Sequence[str],
+        tgt_vocab: Sequence[str],
+        src_tokenizer: str = "word",
+        tgt_tokenizer: str = "word",
+        optimizer: Optional[Mapping[str, Any]] = None,
+        scheduler: Optional[Mapping[str, Any]] = None,
+        label_smoothing: float = 0.1,
+        max_len_a: float = 2.0,
+        max_len_b: int = 10,
+        num_examples: int = 4,
+    ):
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "arch": _plain(arch),
+                "attention": _plain(attention),
+                "pos_enc": _plain(pos_enc),
+                "src_vocab": list(src_vocab),
+                "tgt_vocab": list(tgt_vocab),
+                "src_tokenizer": src_tokenizer,
+                "tgt_tokenizer": tgt_tokenizer,
+                "optimizer": _plain(optimizer) or {},
+                "scheduler": _plain(scheduler) or {},
+                "label_smoothing": label_smoothing,
+                "max_len_a": max_len_a,
+                "max_len_b": max_len_b,
+                "num_examples": num_examples,
+            }
+        )
+        self.src_vocab = Vocab(src_vocab)
+        self.tgt_vocab = Vocab(tgt_vocab)
+        self.src_tokenizer = Tokenizer(src_tokenizer)
+        self.tgt_tokenizer = Tokenizer(tgt_tokenizer)
+        self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(self.src_vocab), len(self.tgt_vocab), PAD_ID)
+        self.eval_nll = MeanMetric()
+        self._hypotheses: List[str] = []
+        self._references: List[str] = []
+        self._sources: List[str] = []
+        self.output_dir: Optional[str] = None  # where test hypotheses go; the trainer's root dir if unset
+
+    # -- training ---------------------------------------------------------------------------
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        return self.model(src, tgt_in)[0]
+
+    def _token_loss(self, batch: Dict[str, Any], label_smoothing: float) -> torch.Tensor:
+        tgt = batch["tgt"]
+        logits = self(batch["src"], tgt[:, :-1])  # (B, T, V)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD_ID, label_smoothing=label_smoothing
+        )
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self._token_loss(batch, self.hparams.label_smoothing)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
+        return loss
+
+    def configure_optimizers(self):
+        opt_cfg = {"lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 0.01, **self.hparams.optimizer}
+        optimizer = torch.optim.AdamW(self.parameters(), lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]), weight_decay=opt_cfg["weight_decay"])
+        sched_cfg = {"name": "inverse_sqrt", "warmup_steps": 200, "min_ratio": 0.0, **self.hparams.scheduler}
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        lam = lr_multiplier(sched_cfg["name"], sched_cfg["warmup_steps"], total, sched_cfg["min_ratio"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- decoding ---------------------------------------------------------------------------
+    def max_output_len(self, src: torch.Tensor) -> int:
+        return int(self.hparams.max_len_a * src.size(1) + self.hparams.max_len_b)
+
+    @torch.no_grad()
+    def translate_batch(self, src: torch.Tensor) -> List[str]:
+        tokens, _ = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src))
+        return [self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(row)) for row in tokens.tolist()]
+
+    def translate(self, sentences: Sequence[str]) -> List[str]:
+        """Translate raw source sentences (for use outside a Trainer)."""
+        ids = [self.src_vocab.encode(self.src_tokenizer.tokenize(s)) + [EOS_ID] for s in sentences]
+        src = torch.full((len(ids), max(map(len, ids))), PAD_ID, dtype=torch.long, device=self.device)
+        for i, row in enumerate(ids):
+            src[i, : len(row)] = torch.tensor(row)
+        was_training = self.training
+        self.eval()
+        try:
+            return self.translate_batch(src)
+        finally:
+            self.train(was_training)
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _eval_step(self, batch: Dict[str, Any]) -> None:
+        tokens = batch["tgt"][:, 1:].ne(PAD_ID).sum()
+        self.eval_nll.update(self._token_loss(batch, 0.0), weight=tokens)
+        self._hypotheses.extend(self.translate_batch(batch["src"]))
+        self._references.extend(batch["tgt_text"])
+        self._sources.extend(batch["src_text"])
+
+    def _eval_epoch_end(self, stage: str) -> Dict[str, float]:
+        nll = self.eval_nll.compute()
+        self.eval_nll.reset()
+        scores = translation_scores(self._hypotheses, self._references)
+        metrics = {f"{stage}/loss": nll, f"{stage}/ppl": torch.exp(nll)}
+        metrics.update({f"{stage}/{k}": torch.tensor(v) for k, v in scores.items()})
+        self.log(f"{stage}/bleu", metrics.pop(f"{stage}/bleu"), prog_bar=True)
+        self.log_dict(metrics)
+        return scores
+
+    def _reset_outputs(self) -> None:
+        self._hypotheses, self._references, self._sources = [], [], []
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_outputs()
+
+    def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+        if not self.trainer.sanity_checking:
+            self._log_examples("val")
+        self._reset_outputs()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_outputs()
+
+    def test_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+        self._log_examples("test")
+        if self.trainer.is_global_zero:
+            out_dir = Path(self.output_dir or self.trainer.default_root_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "test_hypotheses.txt").write_text("".join(h + "\n" for h in self._hypotheses), encoding="utf-8")
+        self._reset_outputs()
+
+    def _log_examples(self, stage: str) -> None:
+        n = self.hparams.num_examples
+        rows = [[s, h, r] for s, h, r in zip(self._sources[:n], self._hypotheses[:n], self._references[:n])]
+        if not rows or not self.trainer.is_global_zero:
+            return
+        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_text(key=f"{stage}/examples", columns=["source", "hypothesis", "reference"], data=rows, step=self.global_step)
+            elif isinstance(logger, TensorBoardLogger):
+                text = "\n\n".join(f"**src** {s}  \n**hyp** {h}  \n**ref** {r}" for s, h, r in rows)
+                logger.experiment.add_text(f"{stage}/examples", text, self.global_step)

@@ -1,0 +1,39 @@
+"""Train one configuration (or, with -m, a sweep of them).
+
+    python train.py                                   # the default experiment
+    python train.py arch=rnn attention=additive       # compose another one
+    python train.py -m arch=rnn,transformer seed=1,2  # a multirun sweep
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+# outputs go under this repository's logs/, wherever the command is run from
+os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from attnlab.checks import ConfigError
+    from attnlab.pipeline import train
+    from attnlab.report_console import print_result
+
+    try:
+        result = train(cfg)
+    except ConfigError as exc:
+        if HydraConfig.get().mode.name == "RUN":
+            sys.exit(f"attnlab: invalid configuration: {exc}")
+        raise
+    print_result(result)
+    metric = cfg.get("optimized_metric")
+    return result["metrics"].get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()
