@@ -54,8 +54,10 @@ def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path
     return cfg
 
 
-def run_train_cli(args: Iterable[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_train_cli(args: Iterable[str], cwd: Path, env_extra: dict | None = None, unset: Iterable[str] = (), timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false", "WANDB_SILENT": "true", **(env_extra or {})}
+    for key in unset:
+        env.pop(key, None)
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,

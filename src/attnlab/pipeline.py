@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 import lightning as L
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities import rank_zero_info
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,10 +44,9 @@ def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
         if node is None or "_target_" not in node:
             continue
         if "Wandb" in node._target_ and ensure_wandb_mode() == "offline":
-            log.info(
-                "W&B: no API key configured, logging offline under %s/wandb. Upload later with "
-                "`wandb sync %s/wandb/offline-run-*`, or browse locally with `wandb leet %s/wandb`.",
-                output_dir, output_dir, output_dir,
+            rank_zero_info(
+                f"W&B: no API key configured, logging offline under {output_dir}/wandb. Upload later with "
+                f"`wandb sync {output_dir}/wandb/offline-run-*`, or browse locally with `wandb leet {output_dir}/wandb`."
             )
         loggers.append(instantiate(node))
     return loggers

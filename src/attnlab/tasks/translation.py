@@ -60,7 +60,8 @@ class TranslationTask(L.LightningModule):
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
                 "num_examples": num_examples,
-            }
+            },
+            logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
         )
         self.src_vocab = Vocab(src_vocab)
         self.tgt_vocab = Vocab(tgt_vocab)

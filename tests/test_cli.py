@@ -1,0 +1,47 @@
+"""train.py as a user runs it: a subprocess with W&B offline, read back with `wandb leet`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import TINY, TINY_ARCH, run_train_cli
+
+WANDB_CLI = str(Path(sys.executable).with_name("wandb"))
+
+
+def leet_summary(run_dir: Path) -> dict:
+    out = subprocess.run([WANDB_CLI, "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_train_cli_logs_an_offline_wandb_run(tmp_path):
+    """No WANDB_MODE and no API key anywhere: attnlab itself must choose offline mode."""
+    args = [a for a in TINY if a != "logger=none"] + TINY_ARCH["transformer"] + [f"paths.log_dir={tmp_path / 'logs'}"]
+    proc = run_train_cli(args, cwd=tmp_path, env_extra={"HOME": str(tmp_path)}, unset=["WANDB_MODE", "WANDB_API_KEY", "NETRC"], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test/bleu" in proc.stdout and "outputs:" in proc.stdout
+    assert "wandb sync" in proc.stdout + proc.stderr
+    run_dirs = list((tmp_path / "logs" / "train" / "runs").iterdir())
+    assert len(run_dirs) == 1
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
+    offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1
+    summary = leet_summary(offline[0])
+    assert {"val/loss", "val/bleu", "test/bleu"} <= set(summary["summary"])
+    assert summary["summary"]["val/bleu"] == metrics["metrics"]["val/bleu"]
+    config = summary["config"]
+    assert (config["arch"], config["attention"], config["pos_enc"], config["data"]) == ("transformer", "multihead", "sinusoidal", "numbers")
+    assert config["params"] == metrics["params"]
+    assert "src_vocab" not in config
+    assert summary["name"] == config["run_name"] == "transformer-multihead-sinusoidal-numbers-s42"
+    assert summary["state"] == "finished"
+
+
+def test_train_cli_refuses_an_invalid_combination_before_training(tmp_path):
+    proc = run_train_cli(["arch=transformer", "attention=none", "logger=none", f"paths.log_dir={tmp_path / 'logs'}"] + TINY[1:5], cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "attention=none cannot be used with arch=transformer" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list((tmp_path / "logs").rglob("*.ckpt"))

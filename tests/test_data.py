@@ -1,0 +1,122 @@
+"""The embedded corpora, the cache, tokenizers and vocabularies."""
+
+import datetime as dt
+import functools
+import re
+
+import pytest
+
+from attnlab.data import dates, numbers
+from attnlab.data.corpus_cache import cache_path, load_or_generate, read_pairs
+from attnlab.data.datamodule import TranslationDataModule
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Tokenizer, Vocab
+
+
+@pytest.mark.parametrize(
+    "n,expected",
+    [
+        (21000, "veintiún mil"),
+        (101000000, "ciento un millones"),
+        (31000, "treinta y un mil"),
+        (21021021, "veintiún millones veintiún mil veintiuno"),
+        (1000000, "un millón"),
+        (1, "uno"),
+        (21, "veintiuno"),
+        (1001, "mil uno"),
+    ],
+)
+def test_spanish_number_words_use_apocope_before_mil_and_millones(n, expected):
+    assert numbers.spanish(n) == expected
+
+
+def test_numbers_spread_over_lengths_and_splits_share_no_number():
+    pairs = numbers.generate(seed=3, train_size=3000, val_size=200, test_size=300)
+    sizes = {k: len(v) for k, v in pairs.items()}
+    assert sizes == {"train": 3000, "val": 200, "test": 300}
+    lengths = [len(src.split()) for split in pairs.values() for src, _ in split]
+    assert min(lengths) == 1 and max(lengths) >= 20
+    # every length band is well represented, not just the long numbers most values have
+    assert sum(length <= 5 for length in lengths) > 0.1 * len(lengths)
+    sources = {split: {src for src, _ in items} for split, items in pairs.items()}
+    assert not (sources["train"] & sources["test"]) and not (sources["train"] & sources["val"]) and not (sources["val"] & sources["test"])
+    assert numbers.generate(seed=3, train_size=3000, val_size=200, test_size=300) == pairs
+
+
+def test_number_samples_are_uniform_over_digit_counts():
+    import random
+
+    sample = numbers.sample_numbers(1300, 13, random.Random(0))
+    by_digits = {d: sum(len(str(n)) == d for n in sample) for d in range(1, 14)}
+    assert by_digits[1] == 10 and by_digits[2] == 90
+    assert all(95 <= by_digits[d] <= 130 for d in range(4, 14))
+
+
+def test_dates_cover_the_locales_and_leave_out_numeric_forms():
+    pairs = dates.generate(seed=5, train_size=2000, val_size=100, test_size=100)
+    sources = [s for items in pairs.values() for s, _ in items]
+    assert len(set(sources)) == len(sources) == 2200
+    for src, tgt in pairs["train"]:
+        assert re.search(r"[^\W\d_]", src), src  # some letters: never a numeric-only date
+        assert dt.date.fromisoformat(tgt).isoformat() == tgt
+    assert any("de julio" in s or "de jul." in s for s in sources)  # Spanish / Portuguese
+    assert any(s.split()[0] in {"Montag,", "Dienstag,", "Mittwoch,", "Donnerstag,", "Freitag,", "Samstag,", "Sonntag,"} for s in sources)
+    assert dates.render(dt.date(2024, 7, 3), "de_DE", "medium") is None  # "03.07.2024"
+
+
+def test_tokenizers_round_trip():
+    word = Tokenizer("word")
+    text = "one million, two hundred and thirty-four"
+    assert word.tokenize(text) == ["one", "million", ",", "two", "hundred", "and", "thirty-four"]
+    assert word.detokenize(word.tokenize(text)) == text
+    char = Tokenizer("char")
+    assert char.detokenize(char.tokenize("3 de julio")) == "3 de julio"
+    with pytest.raises(ValueError, match="data.tokenizer"):
+        Tokenizer("bpe")
+
+
+def test_vocab_is_deterministic_and_decodes_to_eos():
+    seqs = [["b", "a", "a"], ["c", "a"]]
+    vocab = Vocab.build(seqs)
+    assert vocab.tokens[: len(SPECIALS)] == list(SPECIALS)
+    assert vocab.tokens[4:] == ["a", "b", "c"]
+    assert vocab.encode(["a", "zzz"]) == [4, UNK_ID]
+    assert vocab.decode([BOS_ID, 4, 5, EOS_ID, 6, PAD_ID]) == ["a", "b"]
+    with pytest.raises(ValueError, match="special tokens"):
+        Vocab(["a", "b"])
+
+
+def test_cache_is_reused_and_keyed_by_arguments(tmp_path):
+    calls = []
+
+    def gen(seed, size):
+        calls.append(seed)
+        return {"train": [(f"s{seed}", "t")] * size, "val": [("v", "w")], "test": [("x", "y")]}
+
+    first = load_or_generate(tmp_path, "toy", gen, {"seed": 1, "size": 2})
+    again = load_or_generate(tmp_path, "toy", gen, {"seed": 1, "size": 2})
+    other = load_or_generate(tmp_path, "toy", gen, {"seed": 2, "size": 2})
+    assert first == again and calls == [1, 2]
+    assert other["train"][0][0] == "s2"
+    assert cache_path(tmp_path, "toy", gen, {"seed": 1, "size": 2}) != cache_path(tmp_path, "toy", gen, {"seed": 2, "size": 2})
+
+
+def test_malformed_cache_line_is_named(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("train\tuno\tone\nvalid\tdos\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: expected 'split<TAB>source<TAB>target'"):
+        read_pairs(bad)
+
+
+def test_datamodule_batches_carry_bos_eos_and_texts(tmp_path):
+    dm = TranslationDataModule(
+        "numbers", functools.partial(numbers.generate, train_size=64, val_size=8, test_size=8), str(tmp_path), seed=1, batch_size=16, eval_batch_size=8
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["src"].shape[0] == 8 and len(batch["tgt_text"]) == 8
+    assert (batch["tgt"][:, 0] == BOS_ID).all()
+    for row, text in zip(batch["tgt"].tolist(), batch["tgt_text"]):
+        assert dm.tgt_tokenizer.detokenize(dm.tgt_vocab.decode(row)) == text or UNK_ID in row
+        assert EOS_ID in row
+    assert dm.max_target_len == max(len(e.tgt_ids) for s in dm.splits.values() for e in s.examples)
