@@ -267,6 +267,8 @@ class AdditiveAttention(Attention):
     ``max_chunk_elements=None`` builds it whole.
     """
 
+    cache_elements = 2**18  # a chunk this size (1 MiB in fp32) stays in a core's cache
+
     def __init__(
         self,
         d_model: int,
@@ -290,13 +292,23 @@ class AdditiveAttention(Attention):
         return self.energy(torch.tanh(q.unsqueeze(2) + k.unsqueeze(1))).squeeze(-1)
 
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
-        """Unnormalised scores (B, T, S) of projected queries against projected keys."""
+        """Unnormalised scores (B, T, S) of projected queries against projected keys.
+
+        Query rows go through in chunks of about ``cache_elements`` elements even when memory
+        allows the whole tensor: the elementwise tanh is memory-bound, and cache-sized pieces run
+        faster than one big tensor. Past ``max_chunk_elements`` in all, chunks are recomputed in
+        the backward pass instead of stored.
+        """
         B, T, da = q.shape
         S = k.size(1)
-        if self.max_chunk_elements is None or B * T * S * da <= self.max_chunk_elements:
+        row_elements = B * S * da
+        rows = max(1, self.cache_elements // row_elements)
+        recompute = self.max_chunk_elements is not None and T * row_elements > self.max_chunk_elements
+        if recompute:
+            rows = max(1, min(rows, self.max_chunk_elements // row_elements))
+        if rows >= T:
             return self._score_rows(q, k)
-        rows = max(1, self.max_chunk_elements // (B * S * da))
-        recompute = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
+        recompute = recompute and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
         chunks = []
         for start in range(0, T, rows):
             q_rows = q[:, start : start + rows]

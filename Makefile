@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make train   # install into .venv, then train the default experiment
+#   make test    # install into .venv, then run the fast test tier
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+ARGS ?=
+
+.PHONY: install train test test-slow test-all bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned, when none is present: an unpinned torch pulls a multi-GB CUDA build
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+train: install
+	$(BIN)/python train.py $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) logs/train logs/data
