@@ -1,0 +1,112 @@
+"""Framework overhead: the Lightning Trainer vs a hand-written PyTorch loop on the same model
+and batches, interleaved in blocks so machine noise hits both alike.
+
+Both do the same work per step: forward, label-smoothed cross-entropy, backward, gradient
+clipping, AdamW, LR schedule. The Trainer also runs attnlab's training callbacks
+(throughput) and metric logging, as in a real run. Prints the ratio of median step times.
+
+    python benchmarks/overhead.py [--steps N] [--blocks K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from pathlib import Path
+
+from attnlab.callbacks import TokenThroughput
+from attnlab.data.datamodule import collate
+from attnlab.tasks import TranslationTask
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class StepTimer(L.Callback):
+    def __init__(self):
+        self.times: list[float] = []
+        self._last = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._last = None
+
+
+def build(tmp: Path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.data_dir={tmp}", "paths.output_dir=unused", "paths.log_dir=unused"])
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    task = TranslationTask(
+        arch=cfg.arch, attention=cfg.attention, pos_enc=cfg.pos_enc,
+        src_vocab=dm.src_vocab.tokens, tgt_vocab=dm.tgt_vocab.tokens,
+        **{k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"},
+    )
+    return task, dm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=40, help="steps per block")
+    parser.add_argument("--blocks", type=int, default=4, help="blocks of each, interleaved")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    task, dm = build(ROOT / "logs" / "data")
+    examples = dm.splits["train"].examples[: args.steps * dm.batch_size]
+    batches = [collate(examples[i : i + dm.batch_size]) for i in range(0, len(examples), dm.batch_size)]
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
+
+    def manual_block() -> list[float]:
+        optimizer = torch.optim.AdamW(task.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 200))
+        task.train()
+        times, last = [], None
+        for batch in loader:
+            now = time.perf_counter()
+            if last is not None:
+                times.append(now - last)
+            last = now
+            loss = task._token_loss(batch, task.hparams.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(task.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+        return times
+
+    def lightning_block() -> list[float]:
+        timer = StepTimer()
+        trainer = L.Trainer(
+            accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+            gradient_clip_val=1.0, log_every_n_steps=20, callbacks=[timer, TokenThroughput()],
+        )
+        trainer.fit(task, train_dataloaders=loader)
+        return timer.times
+
+    times = {"lightning": [], "manual": []}
+    for block in range(args.blocks):
+        times["manual"].extend(manual_block())
+        times["lightning"].extend(lightning_block())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{args.blocks} blocks x {args.steps} steps, default transformer ({sum(p.numel() for p in task.parameters()):,} params), batch {dm.batch_size}")
+    print(f"median step: Lightning {med['lightning'] * 1e3:.1f} ms, hand-written {med['manual'] * 1e3:.1f} ms, "
+          f"ratio = {med['lightning'] / med['manual']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
