@@ -1,0 +1,32 @@
+"""The slow tier (`pytest -m slow`): whole command lines, as a user runs them."""
+
+import json
+
+import pytest
+
+from tests.helpers import TINY, run_train_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_combination_runs_from_the_command_line_with_fast_dev_run(tmp_path):
+    """`python train.py arch=A attention=B pos_enc=C ++trainer.fast_dev_run=true`, as one multirun."""
+    common = ["++trainer.fast_dev_run=true", "logger=none", f"paths.log_dir={tmp_path / 'logs'}"] + TINY[1:4]
+    grid = run_train_cli(["-m", "arch=rnn,transformer", "attention=additive,dot,multihead", "pos_enc=none,learned,sinusoidal", *common], cwd=tmp_path, timeout=1800)
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    baseline = run_train_cli(["-m", "arch=rnn", "attention=none", "pos_enc=none,learned,sinusoidal", *common], cwd=tmp_path, timeout=600)
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (tmp_path / "logs").rglob("metrics.json")]
+    combos = {(r["arch"], r["attention"], r["pos_enc"]) for r in results}
+    assert len(results) == 21 and len(combos) == 21
+    assert all("test/bleu" in r["metrics"] for r in results)
+
+
+def test_seeded_cli_runs_are_reproducible(tmp_path):
+    args = TINY + ["arch.d_model=32", "arch.d_ff=64", "trainer.max_epochs=2", "seed=5"]
+    runs = []
+    for name in ("a", "b"):
+        proc = run_train_cli(args + [f"paths.log_dir={tmp_path / name}"], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads(next((tmp_path / name).rglob("metrics.json")).read_text())["metrics"])
+    assert runs[0] == runs[1]
