@@ -5,6 +5,7 @@
     python train.py -m arch=rnn,transformer seed=1,2  # a multirun sweep
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,13 +22,19 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from attnlab.checks import ConfigError
-    from attnlab.pipeline import train
+    from attnlab.pipeline import record_failure, train
     from attnlab.report_console import print_result
 
     try:
         result = train(cfg)
-    except ConfigError as exc:
-        if HydraConfig.get().mode.name == "RUN":
+    except Exception as exc:
+        if HydraConfig.get().mode.name == "MULTIRUN":
+            # one failed job must not stop the sweep: record it for the report and go on
+            logging.getLogger("attnlab").exception("job failed")
+            print(f"attnlab: job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            record_failure(cfg, exc)
+            return float("nan")
+        if isinstance(exc, ConfigError):
             sys.exit(f"attnlab: invalid configuration: {exc}")
         raise
     print_result(result)

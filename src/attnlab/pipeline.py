@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import lightning as L
 from hydra.errors import InstantiationException
@@ -38,17 +38,41 @@ def instantiate_callbacks(cfg: DictConfig, with_logger: bool) -> List[L.Callback
     return callbacks
 
 
+def hydra_runtime() -> Optional[Any]:
+    """The running job's HydraConfig node, or None outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def sweep_group(cfg: DictConfig) -> Optional[str]:
+    """All jobs of one multirun share a W&B group: ``sweep_name``, else the sweep directory's name."""
+    if cfg.get("sweep_name"):
+        return str(cfg.sweep_name)
+    runtime = hydra_runtime()
+    if runtime is not None and runtime.mode is not None and runtime.mode.name == "MULTIRUN":
+        return f"{cfg.task_name}-{Path(cfg.paths.output_dir).parent.name}"
+    return None
+
+
+def choice_tags(cfg: DictConfig) -> List[str]:
+    return [f"{key}:{cfg.choices[key]}" for key in ("arch", "attention", "pos_enc", "data")]
+
+
 def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None or "_target_" not in node:
             continue
-        if "Wandb" in node._target_ and ensure_wandb_mode() == "offline":
-            rank_zero_info(
-                f"W&B: no API key configured, logging offline under {output_dir}/wandb. Upload later with "
-                f"`wandb sync {output_dir}/wandb/offline-run-*`, or browse locally with `wandb leet {output_dir}/wandb`."
-            )
-        loggers.append(instantiate(node))
+        extra = {}
+        if "Wandb" in node._target_:
+            if ensure_wandb_mode() == "offline":
+                rank_zero_info(
+                    f"W&B: no API key configured, logging offline under {output_dir}/wandb. Upload later with "
+                    f"`wandb sync {output_dir}/wandb/offline-run-*`, or browse locally with `wandb leet {output_dir}/wandb`."
+                )
+            extra = {"tags": list(node.get("tags") or []) + choice_tags(cfg), "group": node.get("group") or sweep_group(cfg)}
+        loggers.append(instantiate(node, **extra))
     return loggers
 
 
@@ -66,6 +90,29 @@ def experiment_summary(cfg: DictConfig, num_params: int) -> Dict[str, Any]:
 
 def _scalars(metrics: Dict[str, Any], prefix: str) -> Dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def job_overrides() -> List[str]:
+    runtime = hydra_runtime()
+    return list(runtime.overrides.task) if runtime is not None else []
+
+
+def record_failure(cfg: DictConfig, exc: BaseException) -> Dict[str, Any]:
+    """A failed job of a sweep still leaves a metrics.json, so the report can name it."""
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = {
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        **{key: cfg.choices[key] for key in ("arch", "attention", "pos_enc", "data")},
+        "seed": cfg.seed,
+        "run_name": cfg.run_name,
+        "overrides": job_overrides(),
+        "metrics": {},
+        "output_dir": str(output_dir),
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def train(cfg: DictConfig) -> Dict[str, Any]:
@@ -115,8 +162,11 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
 
         throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
         result = {
+            "status": "ok",
             **{k: summary[k] for k in ("arch", "attention", "pos_enc", "data", "seed", "params", "run_name", "tags")},
+            "overrides": job_overrides(),
             "metrics": {**val_metrics, **test_metrics},
+            "bleu_by_length": {stage: task.last_eval[stage]["bleu_by_length"] for stage in ("val", "test") if stage in task.last_eval},
             "tokens_per_sec": throughput.tokens_per_sec if throughput else None,
             "wall_time_s": time.time() - started,
             "global_step": trainer.global_step,

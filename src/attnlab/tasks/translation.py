@@ -17,9 +17,13 @@ from torchmetrics import MeanMetric
 
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
 from attnlab.decoding import greedy_decode
-from attnlab.metrics import translation_scores
+from attnlab.metrics import bleu_by_length, translation_scores
 from attnlab.tasks.builders import build_seq2seq
 from attnlab.tasks.schedules import lr_multiplier
+
+
+# rows (queries) and columns (keys) of each kind of attention: the tokens that label them
+ATTENTION_AXES = {"cross": ("output", "source"), "encoder_self": ("source", "source"), "decoder_self": ("output", "input")}
 
 
 def _plain(value: Any) -> Any:
@@ -42,7 +46,6 @@ class TranslationTask(L.LightningModule):
         label_smoothing: float = 0.1,
         max_len_a: float = 2.0,
         max_len_b: int = 10,
-        num_examples: int = 4,
     ):
         super().__init__()
         self.save_hyperparameters(
@@ -59,7 +62,6 @@ class TranslationTask(L.LightningModule):
                 "label_smoothing": label_smoothing,
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
-                "num_examples": num_examples,
             },
             logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
         )
@@ -73,6 +75,8 @@ class TranslationTask(L.LightningModule):
         self._references: List[str] = []
         self._sources: List[str] = []
         self.output_dir: Optional[str] = None  # where test hypotheses go; the trainer's root dir if unset
+        # the latest evaluation per stage ("val", "test"): texts and BLEU by length, for callbacks
+        self.last_eval: Dict[str, Dict[str, Any]] = {}
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -108,18 +112,62 @@ class TranslationTask(L.LightningModule):
         tokens, _ = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src))
         return [self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(row)) for row in tokens.tolist()]
 
-    def translate(self, sentences: Sequence[str]) -> List[str]:
-        """Translate raw source sentences (for use outside a Trainer)."""
+    def encode_sources(self, sentences: Sequence[str]) -> torch.Tensor:
+        """Raw sentences -> padded ids (B, S) on the module's device, EOS-terminated."""
         ids = [self.src_vocab.encode(self.src_tokenizer.tokenize(s)) + [EOS_ID] for s in sentences]
         src = torch.full((len(ids), max(map(len, ids))), PAD_ID, dtype=torch.long, device=self.device)
         for i, row in enumerate(ids):
             src[i, : len(row)] = torch.tensor(row)
+        return src
+
+    def _in_eval_mode(self, fn):
         was_training = self.training
         self.eval()
         try:
-            return self.translate_batch(src)
+            return fn()
         finally:
             self.train(was_training)
+
+    def translate(self, sentences: Sequence[str]) -> List[str]:
+        """Translate raw source sentences (for use outside a Trainer)."""
+        return self._in_eval_mode(lambda: self.translate_batch(self.encode_sources(sentences)))
+
+    @torch.no_grad()
+    def attention_maps(self, sentences: Sequence[str]) -> List[Dict[str, Any]]:
+        """Greedy translations with every attention matrix, one dict per sentence.
+
+        Each: ``source`` and ``output`` tokens (with ``<eos>``), ``hypothesis`` text and
+        ``weights``: kind (``cross``, ``encoder_self``, ``decoder_self``) -> per layer (H, T, S)
+        arrays cropped to the sentence's own tokens.
+        """
+
+        def run():
+            src = self.encode_sources(sentences)
+            tokens, weights = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), need_weights=True)
+            return src, tokens, weights
+
+        src, tokens, weights = self._in_eval_mode(run)
+        maps = []
+        for i, sentence in enumerate(sentences):
+            source = self.src_tokenizer.tokenize(sentence) + ["<eos>"]
+            generated = []  # every token the decoder produced, specials included, up to EOS
+            for token in tokens[i].tolist():
+                if token == PAD_ID:
+                    break
+                generated.append(token)
+                if token == EOS_ID:
+                    break
+            output = [self.tgt_vocab.tokens[t] for t in generated]
+            words = self.tgt_vocab.decode(generated)
+            lengths = {"source": len(source), "output": len(output), "input": len(output)}
+            per_kind = {}
+            for kind, layers in weights.items():
+                rows, cols = ATTENTION_AXES[kind]
+                per_kind[kind] = [w[i, :, : lengths[rows], : lengths[cols]].float().cpu().numpy() for w in layers]
+            maps.append(
+                {"source": source, "output": output, "input": ["<bos>"] + output[:-1], "hypothesis": self.tgt_tokenizer.detokenize(words), "weights": per_kind}
+            )
+        return maps
 
     # -- evaluation -------------------------------------------------------------------------
     def _eval_step(self, batch: Dict[str, Any]) -> None:
@@ -133,6 +181,12 @@ class TranslationTask(L.LightningModule):
         nll = self.eval_nll.compute()
         self.eval_nll.reset()
         scores = translation_scores(self._hypotheses, self._references)
+        self.last_eval[stage] = {
+            "sources": self._sources,
+            "hypotheses": self._hypotheses,
+            "references": self._references,
+            "bleu_by_length": bleu_by_length(self._sources, self._hypotheses, self._references),
+        }
         metrics = {f"{stage}/loss": nll, f"{stage}/ppl": torch.exp(nll)}
         metrics.update({f"{stage}/{k}": torch.tensor(v) for k, v in scores.items()})
         self.log(f"{stage}/bleu", metrics.pop(f"{stage}/bleu"), prog_bar=True)
@@ -150,8 +204,6 @@ class TranslationTask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
-        if not self.trainer.sanity_checking:
-            self._log_examples("val")
         self._reset_outputs()
 
     def on_test_epoch_start(self) -> None:
@@ -162,23 +214,8 @@ class TranslationTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
-        self._log_examples("test")
         if self.trainer.is_global_zero:
             out_dir = Path(self.output_dir or self.trainer.default_root_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "test_hypotheses.txt").write_text("".join(h + "\n" for h in self._hypotheses), encoding="utf-8")
         self._reset_outputs()
-
-    def _log_examples(self, stage: str) -> None:
-        n = self.hparams.num_examples
-        rows = [[s, h, r] for s, h, r in zip(self._sources[:n], self._hypotheses[:n], self._references[:n])]
-        if not rows or not self.trainer.is_global_zero:
-            return
-        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_text(key=f"{stage}/examples", columns=["source", "hypothesis", "reference"], data=rows, step=self.global_step)
-            elif isinstance(logger, TensorBoardLogger):
-                text = "\n\n".join(f"**src** {s}  \n**hyp** {h}  \n**ref** {r}" for s, h, r in rows)
-                logger.experiment.add_text(f"{stage}/examples", text, self.global_step)

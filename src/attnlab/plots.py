@@ -1,0 +1,101 @@
+"""Figures: attention heatmaps (Bahdanau et al. 2015 Fig. 3) and BLEU by length (Fig. 2)."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+def draw_heatmap(ax, weights: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str = "") -> None:
+    """weights (len(rows), len(cols)) in [0, 1]; white = 0, black = 1, as in the paper."""
+    ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    small = max(len(rows), len(cols)) > 30
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=90, fontsize=5 if small else 7)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=5 if small else 7)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def attention_figure(layers: List[np.ndarray], rows: Sequence[str], cols: Sequence[str], title: str) -> Figure:
+    """A grid with one heatmap per layer (rows) and head (columns); layers: list of (H, T, S)."""
+    n_layers, n_heads = len(layers), layers[0].shape[0]
+    cell = 0.22
+    width = min(4 + n_heads * max(2.5, cell * len(cols)), 24)
+    height = min(1 + n_layers * max(2.5, cell * len(rows)), 24)
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(width, height), squeeze=False)
+    for layer, w in enumerate(layers):
+        for head in range(n_heads):
+            sub = f"layer {layer + 1}, head {head + 1}" if n_layers * n_heads > 1 else ""
+            draw_heatmap(axes[layer][head], w[head][: len(rows), : len(cols)], rows, cols, sub)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = "BLEU by source length") -> Figure:
+    """One line per configuration; series maps a label to rows with ``bucket``, ``min_len``, ``bleu``."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    buckets: Dict[int, str] = {}
+    for label, rows in sorted(series.items()):
+        rows = sorted(rows, key=lambda r: r["min_len"])
+        ax.plot([r["min_len"] for r in rows], [r["bleu"] for r in rows], marker="o", label=label)
+        buckets.update({r["min_len"]: r["bucket"] for r in rows})
+    ax.set_xticks(sorted(buckets))
+    ax.set_xticklabels([buckets[k] for k in sorted(buckets)])
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("BLEU")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_grid_figure(panels: Sequence[Mapping], columns: int = 4, title: Optional[str] = None) -> Figure:
+    """Several configurations' alignments for the same sentence.
+
+    Each panel: ``label``, ``weights`` (T, S), ``source`` and ``output`` tokens.
+    """
+    n = len(panels)
+    columns = max(1, min(columns, n))
+    rows = (n + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels):
+        draw_heatmap(ax, np.asarray(panel["weights"]), panel["output"], panel["source"], panel["label"])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render_png(fig: Figure, dpi: int = 80) -> bytes:
+    """Draw a figure once and close it; the PNG bytes serve W&B, TensorBoard and files alike."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def png_to_array(png: bytes) -> np.ndarray:
+    """PNG bytes -> (H, W, 3) uint8."""
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))

@@ -1,0 +1,222 @@
+"""Turn a finished sweep into ``report.md`` plus PNG plots, offline.
+
+    python -m attnlab.report logs/ablation/multiruns/<time>      # or: attnlab-report <dir>
+    python -m attnlab.report --wandb-group ENTITY/PROJECT/GROUP --out DIR   # from W&B instead
+
+Reads every job's ``metrics.json`` (and ``attention_example.json``) under the sweep directory.
+A job directory without ``metrics.json`` (a killed job) or with ``"status": "failed"`` is
+listed as failed with its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+AXES = ("arch", "attention", "pos_enc", "data")
+COLUMNS = [  # (heading, key in a job, higher is better)
+    ("val BLEU", "val/bleu", True),
+    ("test BLEU", "test/bleu", True),
+    ("test chrF", "test/chrf", True),
+    ("test exact %", "test/exact_match", True),
+    ("tokens/s", "tokens_per_sec", True),
+    ("wall time s", "wall_time_s", False),
+]
+
+
+def load_jobs(sweep_dir: Path) -> List[Dict[str, Any]]:
+    jobs = []
+    for config in sorted(sweep_dir.rglob(".hydra/config.yaml")):
+        job_dir = config.parent.parent
+        metrics = job_dir / "metrics.json"
+        if metrics.exists():
+            job = json.loads(metrics.read_text())
+        else:
+            log = job_dir / "train.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            job = {"status": "failed", "error": "no metrics.json (the job was killed or crashed)" + (f"; last log line: {tail[0]}" if tail else ""), "metrics": {}}
+            job.update(_choices_from_overrides(job_dir))
+        job["dir"] = str(job_dir)
+        attention = job_dir / "attention_example.json"
+        if attention.exists():
+            job["attention_example"] = json.loads(attention.read_text())
+        jobs.append(job)
+    return jobs
+
+
+def _choices_from_overrides(job_dir: Path) -> Dict[str, Any]:
+    overrides_file = job_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.exists():
+        return {}
+    lines = [line.strip().lstrip("- ").strip() for line in overrides_file.read_text().splitlines() if line.strip()]
+    return {"overrides": lines, "run_name": " ".join(lines)}
+
+
+def value(job: Dict[str, Any], key: str) -> Optional[float]:
+    v = job["metrics"].get(key) if "/" in key else job.get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def label(job: Dict[str, Any], with_data: bool) -> str:
+    parts = [str(job.get(axis, "?")) for axis in AXES[: 4 if with_data else 3]]
+    return " / ".join(parts)
+
+
+def aggregate(jobs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Group successful jobs by configuration (all axes but the seed): mean and std per column."""
+    ok = [j for j in jobs if j.get("status", "ok") == "ok"]
+    with_data = len({j.get("data") for j in ok}) > 1
+    groups: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for job in ok:
+        groups[label(job, with_data)].append(job)
+    rows = []
+    for name, members in sorted(groups.items()):
+        row = {"config": name, "jobs": members, "seeds": sorted(j.get("seed") for j in members), "params": members[0].get("params")}
+        for _, key, _ in COLUMNS:
+            values = [v for v in (value(j, key) for j in members) if v is not None]
+            row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
+        rows.append(row)
+    return rows
+
+
+def fmt(mean: Optional[float], std: Optional[float], key: str) -> str:
+    if mean is None:
+        return "–"
+    digits = 0 if key == "tokens_per_sec" else (1 if key == "wall_time_s" else 2)
+    text = f"{mean:,.{digits}f}"
+    return text + (f" ± {std:,.{digits}f}" if std is not None else "")
+
+
+def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test") -> Dict[str, List[Dict[str, Any]]]:
+    """Per configuration, BLEU per length bucket averaged over its seeds."""
+    series = {}
+    for row in rows:
+        buckets: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
+        for job in row["jobs"]:
+            for r in job.get("bleu_by_length", {}).get(stage, []):
+                buckets[r["min_len"]].append(r)
+        if buckets:
+            series[row["config"]] = [
+                {"min_len": k, "bucket": v[0]["bucket"], "bleu": statistics.mean(r["bleu"] for r in v), "n": v[0]["n"]}
+                for k, v in sorted(buckets.items())
+            ]
+    return series
+
+
+def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str) -> Path:
+    from attnlab import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(jobs)
+    failed = [j for j in jobs if j.get("status", "ok") != "ok"]
+    lines = [f"# {title}", "", f"{len(jobs)} jobs: {len(jobs) - len(failed)} finished, {len(failed)} failed.", ""]
+
+    header = ["configuration (arch / attention / pos_enc)", "seeds", "params"] + [c[0] for c in COLUMNS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["config"], ",".join(str(s) for s in row["seeds"]), f"{row['params']:,}" if row["params"] else "–"]
+        cells += [fmt(*row[key], key) for _, key, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if any(len(r["seeds"]) > 1 for r in rows):
+        lines += ["Values are mean ± standard deviation over seeds.", ""]
+
+    lines += ["## Best configuration per metric", ""]
+    for heading, key, higher in COLUMNS:
+        scored = [r for r in rows if r[key][0] is not None]
+        if scored:
+            best = (max if higher else min)(scored, key=lambda r: r[key][0])
+            lines.append(f"- **{heading}**: {best['config']} ({fmt(*best[key], key)})")
+    lines.append("")
+
+    series = bleu_by_length_series(rows)
+    if series:
+        plots.save(plots.bleu_by_length_figure(series, "test BLEU by source length (cf. Bahdanau et al. 2015, Fig. 2)"), out_dir / "bleu_by_length.png")
+        lines += ["## BLEU by source length", "", "![BLEU by source length](bleu_by_length.png)", ""]
+        buckets = sorted({(r["min_len"], r["bucket"]) for s in series.values() for r in s})
+        lines += ["| configuration | " + " | ".join(b for _, b in buckets) + " |", "|---|" + "---|" * len(buckets)]
+        for name, s in sorted(series.items()):
+            by = {r["min_len"]: r["bleu"] for r in s}
+            lines.append(f"| {name} | " + " | ".join(f"{by[k]:.1f}" if k in by else "–" for k, _ in buckets) + " |")
+        lines.append("")
+
+    panels = []
+    for row in rows:
+        example = next((j["attention_example"] for j in row["jobs"] if "attention_example" in j), None)
+        if example and example["output"]:
+            panels.append({"label": row["config"], **example})
+    if panels:
+        source = " ".join(panels[0]["source"][:-1])
+        plots.save(plots.heatmap_grid_figure(panels, title=f"cross-attention, last layer, mean over heads: {source}"), out_dir / "attention_grid.png")
+        lines += ["## Alignments for one test sentence (cf. Bahdanau et al. 2015, Fig. 3)", "", f"Source: *{source}*", "", "![attention grid](attention_grid.png)", ""]
+
+    if failed:
+        lines += ["## Failed jobs", ""]
+        for job in failed:
+            name = job.get("run_name") or " ".join(job.get("overrides", []))
+            error = " ".join(str(job.get("error", "unknown error")).split())  # one line in the list
+            lines.append(f"- `{name}` ({job['dir']}): {error}")
+        lines.append("")
+
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def jobs_from_wandb(path: str) -> List[Dict[str, Any]]:
+    """Jobs of a W&B group ``ENTITY/PROJECT/GROUP`` (needs an account and the network)."""
+    import wandb
+
+    entity_project, group = path.rsplit("/", 1)
+    jobs = []
+    for run in wandb.Api().runs(entity_project, filters={"group": group}):
+        summary = dict(run.summary)
+        jobs.append(
+            {
+                "status": "ok" if run.state == "finished" else "failed",
+                "error": f"W&B run state: {run.state}",
+                **{axis: run.config.get(axis) for axis in AXES},
+                "seed": run.config.get("seed"),
+                "params": run.config.get("params"),
+                "run_name": run.name,
+                "metrics": {k: v for k, v in summary.items() if k.startswith(("val/", "test/")) and isinstance(v, (int, float))},
+                "tokens_per_sec": summary.get("summary/tokens_per_sec"),
+                "wall_time_s": summary.get("summary/wall_time_s"),
+                "dir": run.url,
+            }
+        )
+    return jobs
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="attnlab-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep_dir", nargs="?", type=Path, help="a multirun directory (or any directory of runs)")
+    parser.add_argument("--wandb-group", help="ENTITY/PROJECT/GROUP: read the jobs from W&B instead")
+    parser.add_argument("--out", type=Path, help="where report.md goes (default: the sweep directory)")
+    args = parser.parse_args(argv)
+    if args.wandb_group:
+        jobs = jobs_from_wandb(args.wandb_group)
+        out = args.out or Path(".")
+        title = f"attnlab report: W&B group {args.wandb_group}"
+    else:
+        if args.sweep_dir is None or not args.sweep_dir.is_dir():
+            parser.error(f"sweep directory not found: {args.sweep_dir}")
+        jobs = load_jobs(args.sweep_dir)
+        out = args.out or args.sweep_dir
+        title = f"attnlab report: {args.sweep_dir}"
+    if not jobs:
+        print(f"attnlab-report: no jobs found (no .hydra/config.yaml under {args.sweep_dir})", file=sys.stderr)
+        return 1
+    report = write_report(jobs, out, title)
+    print(f"wrote {report} ({len(jobs)} jobs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The sweep report from synthetic job directories: aggregation over seeds, failures, plots."""
+
+import json
+
+from attnlab.report import aggregate, load_jobs, main
+
+
+def make_job(root, num, arch, attention, seed, bleu, status="ok", write_metrics=True):
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (job / ".hydra" / "overrides.yaml").write_text(f"- arch={arch}\n- attention={attention}\n- seed={seed}\n")
+    if not write_metrics:
+        (job / "train.log").write_text("starting\nKilled at step 40\n")
+        return
+    metrics = {
+        "status": status, "arch": arch, "attention": attention, "pos_enc": "sinusoidal", "data": "numbers", "seed": seed,
+        "params": 1000, "run_name": f"{arch}-{attention}-s{seed}", "tokens_per_sec": 100.0 * seed, "wall_time_s": 10.0,
+        "metrics": {} if status == "failed" else {"val/bleu": bleu, "test/bleu": bleu - 1, "test/chrf": 50.0, "test/exact_match": 10.0},
+        "bleu_by_length": {"test": [{"bucket": "1-5", "min_len": 1, "n": 3, "bleu": bleu}, {"bucket": "6-10", "min_len": 6, "n": 2, "bleu": bleu / 2}]},
+    }
+    if status == "failed":
+        metrics["error"] = "ConfigError: arch.d_model=30 is not divisible by attention.num_heads=4"
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    (job / "attention_example.json").write_text(json.dumps({"source": ["uno", "<eos>"], "output": ["one", "<eos>"], "weights": [[0.9, 0.1], [0.2, 0.8]]}))
+
+
+def test_report_aggregates_seeds_and_names_failed_and_killed_jobs(tmp_path):
+    make_job(tmp_path, 0, "rnn", "additive", 1, 40.0)
+    make_job(tmp_path, 1, "rnn", "additive", 2, 50.0)
+    make_job(tmp_path, 2, "transformer", "multihead", 1, 90.0)
+    make_job(tmp_path, 3, "transformer", "dot", 1, 0.0, status="failed")
+    make_job(tmp_path, 4, "rnn", "none", 1, 0.0, write_metrics=False)
+    jobs = load_jobs(tmp_path)
+    assert len(jobs) == 5
+    rows = aggregate(jobs)
+    assert [r["config"] for r in rows] == ["rnn / additive / sinusoidal", "transformer / multihead / sinusoidal"]
+    mean, std = rows[0]["val/bleu"]
+    assert mean == 45.0 and round(std, 4) == 7.0711
+    assert rows[1]["val/bleu"] == (90.0, None)
+
+    assert main([str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "5 jobs: 3 finished, 2 failed." in text
+    assert "| rnn / additive / sinusoidal | 1,2 | 1,000 | 45.00 ± 7.07 | 44.00 ± 7.07 |" in text
+    assert "- **test BLEU**: transformer / multihead / sinusoidal (89.00)" in text
+    failed = text.split("## Failed jobs")[1]
+    assert "transformer-dot-s1" in failed and "not divisible" in failed
+    assert "arch=rnn attention=none seed=1" in failed and "Killed at step 40" in failed
+    assert "| rnn / additive / sinusoidal | 45.0 | 22.5 |" in text  # BLEU by length, mean over seeds
+    assert (tmp_path / "bleu_by_length.png").stat().st_size > 1000
+    assert (tmp_path / "attention_grid.png").stat().st_size > 1000
+
+
+def test_report_refuses_a_missing_directory(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nope")])
+    assert "sweep directory not found" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 1  # exists but holds no jobs
