@@ -142,8 +142,18 @@ class Attention(nn.Module):
         self.dropout = dropout
         self.position_hook = position_hook
 
-    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+    memory_seq_dim: int = 2  # the axis of Memory tensors that runs over key positions
+
+    def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
+        """Project keys and values once; ``offset`` is the position of the first key."""
         raise NotImplementedError
+
+    def extend_memory(self, memory: Optional[Memory], new: Memory) -> Memory:
+        """Append newly projected positions to a cached memory (incremental decoding)."""
+        if memory is None:
+            return new
+        dim = self.memory_seq_dim
+        return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim))
 
     def attend(
         self,
@@ -210,8 +220,8 @@ class MultiHeadAttention(Attention):
         B, L, _ = x.shape
         return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
-        keys = self._rotate(self._split(self.k_proj(key)), 0)
+    def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
+        keys = self._rotate(self._split(self.k_proj(key)), offset)
         return Memory(keys=keys, values=self._split(self.v_proj(value)))
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
@@ -244,10 +254,10 @@ class DotProductAttention(Attention):
         self.key_proj = nn.Linear(d_model, d_model, bias=False) if score == "general" else None
         self.scale = 1.0 / math.sqrt(d_model) if score == "scaled" else 1.0
 
-    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+    def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
         if self.key_proj is not None:
             key = self.key_proj(key)
-        return Memory(keys=self._rotate(key.unsqueeze(1), 0), values=value.unsqueeze(1))  # (B, 1, S, d)
+        return Memory(keys=self._rotate(key.unsqueeze(1), offset), values=value.unsqueeze(1))  # (B, 1, S, d)
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
         q = self._rotate(query.unsqueeze(1), q_offset)  # (B, 1, T, d)
@@ -284,7 +294,9 @@ class AdditiveAttention(Attention):
         self.key_proj = nn.Linear(d_model, self.d_attn, bias=True)
         self.energy = nn.Linear(self.d_attn, 1, bias=False)  # the vector v
 
-    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+    memory_seq_dim = 1
+
+    def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
         return Memory(keys=self.key_proj(key), values=value)  # (B, S, da), (B, S, d)
 
     def _score_rows(self, q: Tensor, k: Tensor) -> Tensor:
@@ -341,7 +353,9 @@ class NoAttention(Attention):
 
     allows_self_attention = False
 
-    def project_memory(self, key: Tensor, value: Tensor) -> Memory:
+    memory_seq_dim = 1
+
+    def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
         return Memory(keys=key, values=value)
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -58,3 +59,99 @@ def greedy_decode(
     }
     joined.update(encoded.weights)
     return out, joined
+
+
+@dataclass
+class Hypothesis:
+    tokens: List[int]  # without BOS, ending in EOS when finished
+    score: float  # log-probability divided by the length penalty: what beams are ranked by
+    log_prob: float  # the model's log-probability of the tokens (including EOS)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT (Wu et al. 2016): ((5 + |Y|) / 6) ** alpha; alpha = 0 ranks by raw log-probability."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    beam_size: int = 5,
+    alpha: float = 0.6,
+    n_best: int = 1,
+) -> List[List[Hypothesis]]:
+    """Batched beam search: every sentence's ``beam_size`` beams advance in one model call.
+
+    Returns, per sentence, the ``n_best`` hypotheses, best first. A beam that emits EOS is
+    finished. A sentence is done once its ``n_best``-th finished hypothesis scores at least what
+    any live beam still could: log-probabilities only fall as a beam grows, so a live beam's best
+    possible score is its current one divided by the largest length penalty ahead. At
+    ``max_len`` the best unfinished beams fill up the n-best list.
+    """
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size; got beam_size={beam_size}, n_best={n_best}")
+    if model.max_target_positions is not None:
+        max_len = min(max_len, model.max_target_positions)
+    B, K = src.size(0), beam_size
+    device = src.device
+    encoded = model.encode(src.repeat_interleave(K, dim=0))  # each sentence K times: (B*K, S)
+    state = model.start(encoded)
+    tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(B, K, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
+    history = torch.empty(B * K, 0, dtype=torch.long, device=device)
+    finished: List[List[Hypothesis]] = [[] for _ in range(B)]
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    base = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
+    for t in range(max_len):
+        logits, state, _ = model.step(tokens, state, encoded)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
+        V = log_probs.size(-1)
+        candidates = (scores.unsqueeze(-1) + log_probs.view(B, K, V)).view(B, K * V)
+        top_scores, top_index = candidates.topk(2 * K, dim=1)  # (B, 2K): K non-EOS always among them
+        top_beam, top_token = top_index // V, top_index % V
+        is_eos = top_token.eq(eos_id)
+        # EOS among the K best candidates finishes a hypothesis
+        for b, k in (is_eos[:, :K] & torch.isfinite(top_scores[:, :K]) & ~done.unsqueeze(1)).nonzero().tolist():
+            row = int(base[b, 0] + top_beam[b, k])
+            length = t + 1
+            raw = float(top_scores[b, k])
+            finished[b].append(Hypothesis(history[row].tolist() + [eos_id], raw / length_penalty(length, alpha), raw))
+        # the K best candidates that are not EOS continue
+        rank = torch.arange(2 * K, device=device).expand(B, 2 * K)
+        keep = torch.where(is_eos, rank + 2 * K, rank).argsort(dim=1)[:, :K]  # (B, K)
+        scores = top_scores.gather(1, keep)
+        rows = (base + top_beam.gather(1, keep)).view(-1)  # (B*K,)
+        tokens = top_token.gather(1, keep).view(-1)
+        history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
+        state = model.reorder_state(state, rows)
+        best_possible = (scores.max(dim=1).values / length_penalty(max_len, alpha)).tolist()  # (B,)
+        for b in range(B):
+            if not done[b] and len(finished[b]) >= n_best:
+                nth = sorted((h.score for h in finished[b]), reverse=True)[n_best - 1]
+                done[b] = nth >= best_possible[b]
+        if bool(done.all()):
+            break
+    results = []
+    for b in range(B):
+        hyps = finished[b]
+        if len(hyps) < n_best:  # out of length: rank the unfinished beams too
+            for k in range(K):
+                raw = float(scores[b, k])
+                if raw > float("-inf"):
+                    hyps.append(Hypothesis(history[b * K + k].tolist(), raw / length_penalty(history.size(1), alpha), raw))
+        results.append(sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best])
+    return results
+
+
+@torch.no_grad()
+def sequence_log_prob(model: Seq2Seq, src: Tensor, hyps: Tensor, bos_id: int, pad_id: int) -> Tensor:
+    """Model log-probability (B,) of given outputs (B, L) (padded with ``pad_id``, EOS included)."""
+    tgt_in = torch.cat([torch.full_like(hyps[:, :1], bos_id), hyps[:, :-1]], dim=1)
+    logits, _ = model(src, tgt_in)
+    log_probs = torch.log_softmax(logits.float(), dim=-1).gather(-1, hyps.unsqueeze(-1)).squeeze(-1)  # (B, L)
+    return log_probs.masked_fill(hyps.eq(pad_id), 0.0).sum(dim=1)

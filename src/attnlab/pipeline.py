@@ -138,6 +138,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
                 tgt_vocab=datamodule.tgt_vocab.tokens,
                 src_tokenizer=datamodule.src_tokenizer.kind,
                 tgt_tokenizer=datamodule.tgt_tokenizer.kind,
+                data=cfg.data,
             )
         except (ValueError, TypeError, InstantiationException) as exc:
             raise ConfigError(str(_root_cause(exc))) from exc

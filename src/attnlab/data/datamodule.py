@@ -68,6 +68,8 @@ class TranslationDataModule(L.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
+        src_vocab: Optional[List[str]] = None,
+        tgt_vocab: Optional[List[str]] = None,
     ):
         super().__init__()
         self.name = name
@@ -79,8 +81,9 @@ class TranslationDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
-        self.src_vocab: Optional[Vocab] = None
-        self.tgt_vocab: Optional[Vocab] = None
+        # given vocabularies (a checkpoint's) are used as they are; else built from the train split
+        self.src_vocab: Optional[Vocab] = Vocab(list(src_vocab)) if src_vocab else None
+        self.tgt_vocab: Optional[Vocab] = Vocab(list(tgt_vocab)) if tgt_vocab else None
         self.splits: Dict[str, ParallelDataset] = {}
 
     def _pairs(self) -> Pairs:
@@ -99,8 +102,8 @@ class TranslationDataModule(L.LightningDataModule):
             split: [(self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t), s, t) for s, t in items]
             for split, items in pairs.items()
         }
-        self.src_vocab = Vocab.build(src for src, _, _, _ in tokenized["train"])
-        self.tgt_vocab = Vocab.build(tgt for _, tgt, _, _ in tokenized["train"])
+        self.src_vocab = self.src_vocab or Vocab.build(src for src, _, _, _ in tokenized["train"])
+        self.tgt_vocab = self.tgt_vocab or Vocab.build(tgt for _, tgt, _, _ in tokenized["train"])
         self.splits = {
             split: ParallelDataset(
                 [

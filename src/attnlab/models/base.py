@@ -58,6 +58,10 @@ class Seq2Seq(nn.Module):
         """Feed (B,) tokens, get logits (B, V) for the next one and the new state."""
         raise NotImplementedError
 
+    def reorder_state(self, state: Any, index: Tensor) -> Any:
+        """Select (and repeat) batch rows of a decoding state: beam search keeps the best beams."""
+        raise NotImplementedError
+
     def forward(self, src: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         encoded = self.encode(src, need_weights=need_weights)
         logits, weights = self.decode(tgt_in, encoded, need_weights=need_weights)

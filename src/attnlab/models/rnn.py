@@ -276,3 +276,12 @@ class RNNSeq2Seq(Seq2Seq):
     def step(self, tokens, state, encoded, need_weights=False):
         hidden, state, w = self.decoder.step(tokens, state, encoded.padding_mask, need_weights)
         return self._logits(hidden).squeeze(1), state, ({"cross": [w]} if need_weights else {})
+
+    def reorder_state(self, state: RNNDecoderState, index: Tensor) -> RNNDecoderState:
+        memory = Memory(state.memory.keys.index_select(0, index), state.memory.values.index_select(0, index))
+        return RNNDecoderState(
+            _map_state(state.hidden, lambda h: h.index_select(1, index)),  # (layers, B, d)
+            memory,
+            None if state.feed is None else state.feed.index_select(0, index),
+            state.offset,
+        )

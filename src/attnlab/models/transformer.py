@@ -11,12 +11,13 @@ sublayer (more stable for deep stacks) and adds a final LayerNorm.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention import Attention, causal_mask
+from attnlab.attention import Attention, Memory, causal_mask
 from attnlab.models.base import (
     AttentionFactory,
     Encoded,
@@ -86,6 +87,31 @@ class DecoderLayer(nn.Module):
         )
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, sw, cw
+
+    def step(self, y: Tensor, cache: Optional[Memory], cross: Memory, memory_mask: Tensor, offset: int, need_weights: bool = False):
+        """One new position y (B, 1, d) against cached self-attention keys/values and the
+        source's cross-attention memory, projected once. Returns y, the grown cache, weights."""
+        grown: List[Memory] = []
+
+        def self_attention(h):
+            memory = self.self_attn.extend_memory(cache, self.self_attn.project_memory(h, h, offset))
+            grown.append(memory)
+            return self.self_attn.attend(h, memory, need_weights=need_weights, q_offset=offset)
+
+        y, sw = self.self_block(y, self_attention)
+        y, cw = self.cross_block(y, lambda h: self.cross_attn.attend(h, cross, memory_mask, need_weights=need_weights))
+        y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
+        return y, grown[0], sw, cw
+
+
+@dataclass
+class DecoderCache:
+    """Incremental decoding state: per layer, the self-attention keys/values so far and the
+    cross-attention memory (computed once per source); the next position."""
+
+    self_attn: List[Optional[Memory]]
+    cross_attn: List[Memory]
+    offset: int
 
 
 class ScaledEmbedding(nn.Module):
@@ -170,10 +196,13 @@ class TransformerSeq2Seq(Seq2Seq):
         dropout: float = 0.1,
         norm: str = "post",
         tie_embeddings: bool = True,
+        incremental: bool = True,
     ):
         super().__init__()
         pre_norm = _check_norm(norm)
         self.pad_id = pad_id
+        # step-wise decoding with a key/value cache (else each step recomputes the prefix)
+        self.incremental = incremental
         self.encoder = TransformerEncoder(
             src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm
         )
@@ -217,12 +246,36 @@ class TransformerSeq2Seq(Seq2Seq):
     def decode(self, tgt_in: Tensor, encoded: Encoded, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         return self._decode(tgt_in, encoded, need_weights)
 
-    # Step-wise decoding recomputes the prefix; the state is the tokens so far (B, t).
-    def start(self, encoded: Encoded) -> Tensor:
-        return encoded.memory.new_empty(encoded.memory.size(0), 0, dtype=torch.long)
+    # Step-wise decoding. With ``incremental`` the state is a DecoderCache; without it the state is
+    # the prefix of tokens so far (B, t), recomputed at every step (the reference for the cache).
+    def start(self, encoded: Encoded):
+        if not self.incremental:
+            return encoded.memory.new_empty(encoded.memory.size(0), 0, dtype=torch.long)
+        cross = [layer.cross_attn.project_memory(encoded.memory, encoded.memory) for layer in self.layers]
+        return DecoderCache([None] * len(self.layers), cross, 0)
 
     def step(self, tokens, state, encoded, need_weights=False):
-        prefix = torch.cat([state, tokens.unsqueeze(1)], dim=1)  # (B, t+1)
-        logits, weights = self._decode(prefix, encoded, need_weights)
-        last = {k: [w[:, :, -1:] for w in v] for k, v in weights.items()}
-        return logits[:, -1], prefix, last
+        if not self.incremental:
+            prefix = torch.cat([state, tokens.unsqueeze(1)], dim=1)  # (B, t+1)
+            logits, weights = self._decode(prefix, encoded, need_weights)
+            last = {k: [w[:, :, -1:] for w in v] for k, v in weights.items()}
+            return logits[:, -1], prefix, last
+        y = self.dropout(self.pos(self.embed(tokens.unsqueeze(1)), offset=state.offset))  # (B, 1, d)
+        caches, self_w, cross_w = [], [], []
+        for layer, cache, cross in zip(self.layers, state.self_attn, state.cross_attn):
+            y, cache, sw, cw = layer.step(y, cache, cross, encoded.padding_mask, state.offset, need_weights)
+            caches.append(cache)
+            self_w.append(sw)
+            cross_w.append(cw)
+        logits = self.generator(self.final_norm(y))[:, 0]
+        weights = {"decoder_self": self_w, "cross": cross_w} if need_weights else {}
+        return logits, DecoderCache(caches, state.cross_attn, state.offset + 1), weights
+
+    def reorder_state(self, state, index: Tensor):
+        if not self.incremental:
+            return state.index_select(0, index)
+
+        def pick(memory: Memory) -> Memory:
+            return Memory(memory.keys.index_select(0, index), memory.values.index_select(0, index))
+
+        return DecoderCache([pick(m) for m in state.self_attn], [pick(m) for m in state.cross_attn], state.offset)

@@ -16,11 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
-from attnlab.decoding import greedy_decode
+from attnlab.decoding import beam_search, greedy_decode
 from attnlab.metrics import bleu_by_length, translation_scores
 from attnlab.tasks.builders import build_seq2seq
 from attnlab.tasks.schedules import lr_multiplier
 
+
+DEFAULT_DECODING = {"strategy": "greedy", "beam_size": 5, "alpha": 0.6}
+STRATEGIES = ("greedy", "beam")
 
 # rows (queries) and columns (keys) of each kind of attention: the tokens that label them
 ATTENTION_AXES = {"cross": ("output", "source"), "encoder_self": ("source", "source"), "decoder_self": ("output", "input")}
@@ -46,6 +49,8 @@ class TranslationTask(L.LightningModule):
         label_smoothing: float = 0.1,
         max_len_a: float = 2.0,
         max_len_b: int = 10,
+        decoding: Optional[Mapping[str, Any]] = None,
+        data: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__()
         self.save_hyperparameters(
@@ -62,9 +67,13 @@ class TranslationTask(L.LightningModule):
                 "label_smoothing": label_smoothing,
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
+                "decoding": {**DEFAULT_DECODING, **(_plain(decoding) or {})},
+                "data": _plain(data),  # the data config, so eval.py can rebuild the splits
             },
             logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
         )
+        if self.hparams.decoding["strategy"] not in STRATEGIES:
+            raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {self.hparams.decoding['strategy']!r}")
         self.src_vocab = Vocab(src_vocab)
         self.tgt_vocab = Vocab(tgt_vocab)
         self.src_tokenizer = Tokenizer(src_tokenizer)
@@ -108,9 +117,17 @@ class TranslationTask(L.LightningModule):
         return int(self.hparams.max_len_a * src.size(1) + self.hparams.max_len_b)
 
     @torch.no_grad()
-    def translate_batch(self, src: torch.Tensor) -> List[str]:
-        tokens, _ = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src))
-        return [self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(row)) for row in tokens.tolist()]
+    def translate_batch(self, src: torch.Tensor, decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
+        """Decode (B, S) source ids; ``decoding`` (strategy, beam_size, alpha) defaults to greedy."""
+        decoding = {**DEFAULT_DECODING, **(decoding or {})}
+        if decoding["strategy"] not in STRATEGIES:
+            raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {decoding['strategy']!r}")
+        if decoding["strategy"] == "beam":
+            beams = beam_search(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), decoding["beam_size"], decoding["alpha"])
+            rows = [hyps[0].tokens for hyps in beams]
+        else:
+            rows = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src))[0].tolist()
+        return [self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(row)) for row in rows]
 
     def encode_sources(self, sentences: Sequence[str]) -> torch.Tensor:
         """Raw sentences -> padded ids (B, S) on the module's device, EOS-terminated."""
@@ -128,9 +145,9 @@ class TranslationTask(L.LightningModule):
         finally:
             self.train(was_training)
 
-    def translate(self, sentences: Sequence[str]) -> List[str]:
+    def translate(self, sentences: Sequence[str], decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
         """Translate raw source sentences (for use outside a Trainer)."""
-        return self._in_eval_mode(lambda: self.translate_batch(self.encode_sources(sentences)))
+        return self._in_eval_mode(lambda: self.translate_batch(self.encode_sources(sentences), decoding))
 
     @torch.no_grad()
     def attention_maps(self, sentences: Sequence[str]) -> List[Dict[str, Any]]:
@@ -170,10 +187,10 @@ class TranslationTask(L.LightningModule):
         return maps
 
     # -- evaluation -------------------------------------------------------------------------
-    def _eval_step(self, batch: Dict[str, Any]) -> None:
+    def _eval_step(self, batch: Dict[str, Any], decoding: Optional[Mapping[str, Any]] = None) -> None:
         tokens = batch["tgt"][:, 1:].ne(PAD_ID).sum()
         self.eval_nll.update(self._token_loss(batch, 0.0), weight=tokens)
-        self._hypotheses.extend(self.translate_batch(batch["src"]))
+        self._hypotheses.extend(self.translate_batch(batch["src"], decoding))
         self._references.extend(batch["tgt_text"])
         self._sources.extend(batch["src_text"])
 
@@ -210,7 +227,7 @@ class TranslationTask(L.LightningModule):
         self._reset_outputs()
 
     def test_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch)
+        self._eval_step(batch, self.hparams.decoding)  # validation stays greedy; the test uses the configured decoder
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")

@@ -1,0 +1,106 @@
+"""Loading checkpoints safely (``weights_only=True``: nothing in the file can run code) and
+averaging the weights of several, as NMT toolkits do.
+
+    attnlab-average --out avg.ckpt run/checkpoints/epoch_007.ckpt run/checkpoints/epoch_008.ckpt
+    attnlab-average --out avg.ckpt --dir run/checkpoints --last 3
+(keep every epoch's checkpoint with ``callbacks.model_checkpoint.save_top_k=-1``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+REQUIRED = ("arch", "attention", "pos_enc", "src_vocab", "tgt_vocab")
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or foreign checkpoint; the message names the file."""
+
+
+def read_checkpoint(path: str | Path) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with code in it, a truncated file, not a torch file
+        raise CheckpointError(f"{path} cannot be loaded as a weights-only checkpoint: {exc}") from exc
+    hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
+    missing = [k for k in REQUIRED if not hparams or k not in hparams]
+    if missing or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not an attnlab translation checkpoint (missing {', '.join(missing) or 'state_dict'})")
+    return payload
+
+
+def load_translation_task(path: str | Path, map_location: str | torch.device = "cpu"):
+    """A TranslationTask with the checkpoint's weights, vocabularies and decoding settings."""
+    from attnlab.tasks import TranslationTask
+
+    payload = read_checkpoint(path)
+    hparams = payload["hyper_parameters"]
+    accepted = set(inspect.signature(TranslationTask.__init__).parameters)
+    try:
+        task = TranslationTask(**{k: v for k, v in hparams.items() if k in accepted})
+        task.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise CheckpointError(f"{path} does not match this version of attnlab's models: {exc}") from exc
+    return task.to(map_location).eval()
+
+
+def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
+    """Average the floating-point weights of checkpoints of one model; the rest comes from the last."""
+    if len(paths) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    payloads = [read_checkpoint(p) for p in paths]
+    keys = set(payloads[0]["state_dict"])
+    for path, payload in zip(paths[1:], payloads[1:]):
+        if set(payload["state_dict"]) != keys:
+            raise CheckpointError(f"{path} holds other weights than {paths[0]}: not the same model")
+    averaged = {}
+    for key in payloads[0]["state_dict"]:
+        tensors = [p["state_dict"][key] for p in payloads]
+        if tensors[0].is_floating_point():
+            averaged[key] = torch.stack([t.float() for t in tensors]).mean(dim=0).to(tensors[0].dtype)
+        else:
+            averaged[key] = tensors[-1]
+    result = {k: v for k, v in payloads[-1].items() if k not in ("optimizer_states", "lr_schedulers", "callbacks")}
+    result["state_dict"] = averaged
+    result["averaged_from"] = [str(p) for p in paths]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(result, out)
+    return out
+
+
+def newest_checkpoints(directory: str | Path, last: int) -> List[Path]:
+    found = sorted((p for p in Path(directory).glob("*.ckpt") if p.name != "last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if len(found) < last:
+        raise CheckpointError(f"{directory} holds {len(found)} epoch checkpoints, fewer than --last {last}")
+    return found[-last:]
+
+
+def average_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="attnlab-average", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="*", help="checkpoint files to average")
+    parser.add_argument("--dir", help="take the newest checkpoints of this directory instead")
+    parser.add_argument("--last", type=int, default=5, help="how many of the newest (with --dir)")
+    parser.add_argument("--out", required=True, help="the averaged checkpoint to write")
+    args = parser.parse_args(argv)
+    try:
+        paths = newest_checkpoints(args.dir, args.last) if args.dir else args.checkpoints
+        out = average_checkpoints(paths, args.out)
+    except CheckpointError as exc:
+        print(f"attnlab-average: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: the average of {len(paths)} checkpoints")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(average_main())

@@ -1,0 +1,104 @@
+"""Decoding: beam search vs greedy, the transformer's key/value cache vs recomputation."""
+
+import functools
+
+import pytest
+import torch
+
+from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention
+from attnlab.decoding import beam_search, greedy_decode, sequence_log_prob
+from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+from tests.test_models import BOS, EOS, PAD, V, build, toy_batch
+
+TRANSFORMER_ATTENTION = {
+    "additive": functools.partial(AdditiveAttention, d_attn=16),
+    "dot": functools.partial(DotProductAttention, score="dot"),
+    "general": functools.partial(DotProductAttention, score="general"),
+    "scaled": functools.partial(DotProductAttention, score="scaled"),
+    "multihead": functools.partial(MultiHeadAttention, num_heads=4),
+}
+
+
+@pytest.mark.parametrize("attention", sorted(TRANSFORMER_ATTENTION))
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_cached_decoding_equals_full_recomputation(attention, norm):
+    torch.manual_seed(0)
+    pos = functools.partial(LearnedPositionalEncoding, max_len=64) if norm == "pre" else SinusoidalPositionalEncoding
+    model = TransformerSeq2Seq(V, V, TRANSFORMER_ATTENTION[attention], pos, PAD, d_model=32, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=0.0, norm=norm).eval()
+    src, _, _ = toy_batch(n=6)
+    model.incremental = True
+    cached, w_cached = greedy_decode(model, src, BOS, EOS, max_len=12, need_weights=True)
+    model.incremental = False
+    full, w_full = greedy_decode(model, src, BOS, EOS, max_len=12, need_weights=True)
+    assert torch.equal(cached, full)
+    for kind in ("cross", "decoder_self"):
+        for a, b in zip(w_cached[kind], w_full[kind]):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # and the cached step logits equal the teacher-forced pass over the decoded prefix
+    model.incremental = True
+    encoded = model.encode(src)
+    state = model.start(encoded)
+    tgt_in = torch.cat([torch.full_like(cached[:, :1], BOS), cached[:, :-1]], dim=1)
+    logits, _ = model(src, tgt_in)
+    for t in range(tgt_in.size(1)):
+        step_logits, state, _ = model.step(tgt_in[:, t], state, encoded)
+        torch.testing.assert_close(step_logits, logits[:, t], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_beam_size_one_equals_greedy(arch):
+    torch.manual_seed(1)
+    model = build(arch, "additive").eval()
+    src, _, _ = toy_batch(n=7)
+    greedy, _ = greedy_decode(model, src, BOS, EOS, max_len=10)
+    beams = beam_search(model, src, BOS, EOS, max_len=10, beam_size=1, alpha=0.0)
+    for row, hyps in zip(greedy.tolist(), beams):
+        expected = [t for t in row if t != PAD]
+        assert hyps[0].tokens == expected
+
+
+def train_reverse_copy(arch, steps=150):
+    torch.manual_seed(0)
+    model = build(arch, "multihead" if arch == "transformer" else "additive")
+    src, tgt_in, tgt_out = toy_batch(n=32, seed=3)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        logits, _ = model(src, tgt_in)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt_out.reshape(-1), ignore_index=PAD)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch", ["rnn", "transformer"])
+def test_beam_search_model_score_is_never_worse_than_greedy(arch):
+    model = train_reverse_copy(arch)
+    src, _, _ = toy_batch(n=16, seed=11)  # unseen sequences: the model is unsure, beams differ
+    greedy, _ = greedy_decode(model, src, BOS, EOS, max_len=10)
+    greedy_scores = sequence_log_prob(model, src, greedy, BOS, PAD)
+    beams = beam_search(model, src, BOS, EOS, max_len=10, beam_size=5, alpha=0.0, n_best=3)
+    for i, hyps in enumerate(beams):
+        assert len(hyps) == 3 and hyps[0].score >= hyps[1].score >= hyps[2].score
+        assert hyps[0].log_prob >= float(greedy_scores[i]) - 1e-4
+        # the reported score is the model's own log-probability of those tokens
+        best = torch.tensor([hyps[0].tokens])
+        assert float(sequence_log_prob(model, src[i : i + 1], best, BOS, PAD)) == pytest.approx(hyps[0].log_prob, abs=1e-3)
+
+
+def test_beam_search_batched_equals_one_sentence_at_a_time():
+    model = train_reverse_copy("transformer", steps=60)
+    src, _, _ = toy_batch(n=5, seed=4)
+    together = beam_search(model, src, BOS, EOS, max_len=10, beam_size=4, alpha=0.6)
+    for i in range(src.size(0)):
+        row = src[i : i + 1, : int(src[i].ne(PAD).sum())]
+        alone = beam_search(model, row, BOS, EOS, max_len=10, beam_size=4, alpha=0.6)
+        assert alone[0][0].tokens == together[i][0].tokens
+
+
+def test_beam_search_rejects_bad_sizes():
+    model = build("rnn", "dot").eval()
+    src, _, _ = toy_batch(n=2)
+    with pytest.raises(ValueError, match="n_best"):
+        beam_search(model, src, BOS, EOS, max_len=5, beam_size=2, n_best=3)
