@@ -12,6 +12,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import attnlab.resolvers  # noqa: F401  (the config tree's own resolvers)
+
 os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
 
 

@@ -13,8 +13,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import attnlab.resolvers  # noqa: F401  (the config tree's own resolvers)
+
 # outputs go under this repository's logs/, wherever the command is run from
 os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
+if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: every rank must pick the same run directory
+    from attnlab.distributed import set_torchrun_run_id
+
+    set_torchrun_run_id()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -22,10 +28,13 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from attnlab.checks import ConfigError
+    from attnlab.distributed import prepare_ddp_job
     from attnlab.pipeline import record_failure, train
     from attnlab.report_console import print_result
 
+    restore = lambda: None  # noqa: E731
     try:
+        restore = prepare_ddp_job(cfg, HydraConfig.get())
         result = train(cfg)
     except Exception as exc:
         if HydraConfig.get().mode.name == "MULTIRUN":
@@ -37,7 +46,12 @@ def main(cfg: DictConfig) -> float | None:
         if isinstance(exc, ConfigError):
             sys.exit(f"attnlab: invalid configuration: {exc}")
         raise
-    print_result(result)
+    finally:
+        restore()
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 finish the same job silently
+        print_result(result)
     metric = cfg.get("optimized_metric")
     return result["metrics"].get(metric) if metric else None
 

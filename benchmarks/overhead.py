@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from pathlib import Path
 
+import attnlab.resolvers  # noqa: F401
 from attnlab.callbacks import TokenThroughput
 from attnlab.data.datamodule import collate
 from attnlab.tasks import TranslationTask

@@ -13,6 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import attnlab.resolvers  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -62,3 +64,18 @@ def run_train_cli(args: Iterable[str], cwd: Path, env_extra: dict | None = None,
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+class KillAtStep:
+    """A Lightning callback for tests: SIGKILL this process after training step ``step``
+    (before that step's checkpoint is written), as a crash or a pre-empted job would."""
+
+    def __new__(cls, step: int):
+        import lightning as L
+
+        class _Kill(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                if trainer.global_step >= step:
+                    os.kill(os.getpid(), 9)
+
+        return _Kill()

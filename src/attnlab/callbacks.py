@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from attnlab.data.vocab import PAD_ID
 from attnlab.tasks.translation import ATTENTION_AXES
@@ -132,3 +133,49 @@ def _by_kind(loggers) -> dict:
         elif isinstance(logger, TensorBoardLogger):
             kinds["tensorboard"] = logger
     return kinds
+
+
+class ResumeState(L.Callback):
+    """What an exact mid-epoch resume needs beyond Lightning's own checkpoint: the batch sampler's
+    position (how many batches of the epoch are done) and the global RNG state (dropout masks).
+
+    The sampler state is restored here rather than through Lightning's dataloader-state hook:
+    Lightning skips that hook when the train dataloader was built before the checkpoint was
+    restored (as ``estimated_stepping_batches`` in ``configure_optimizers`` does).
+    """
+
+    def __init__(self):
+        self._pending: dict = {}
+
+    @staticmethod
+    def _sampler(trainer):
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        return sampler if hasattr(sampler, "consumed") else None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        sampler = self._sampler(trainer)
+        if sampler is not None:
+            sampler.consumed = batch_idx + 1  # checkpoints written after this step resume after it
+
+    def state_dict(self) -> dict:
+        return {"torch_rng": torch.get_rng_state()}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        sampler = self._sampler(trainer)
+        if sampler is not None:
+            checkpoint["attnlab_sampler"] = sampler.state_dict()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "attnlab_sampler" in checkpoint:
+            self._pending["sampler"] = checkpoint["attnlab_sampler"]
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending["torch_rng"] = state.get("torch_rng")
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        sampler = self._sampler(trainer)
+        if sampler is not None and "sampler" in self._pending:
+            sampler.load_state_dict(self._pending["sampler"])
+        if self._pending.get("torch_rng") is not None:
+            torch.set_rng_state(self._pending["torch_rng"])
+        self._pending = {}

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.models.base import Seq2Seq
+
+
+def output_limits(model: Seq2Seq, max_len: Union[int, Tensor], batch: int, device) -> Tensor:
+    """Per-sentence output length limits (B,), capped by a learned positional table."""
+    limits = torch.as_tensor(max_len, dtype=torch.long, device=device).expand(batch).clone()
+    if model.max_target_positions is not None:
+        limits.clamp_(max=model.max_target_positions)
+    return limits
 
 
 def _join_steps(steps: List[Tensor]) -> Tensor:
@@ -24,7 +32,7 @@ def greedy_decode(
     src: Tensor,
     bos_id: int,
     eos_id: int,
-    max_len: int,
+    max_len: Union[int, Tensor],
     need_weights: bool = False,
 ) -> Tuple[Tensor, Optional[Dict[str, List[Tensor]]]]:
     """Most likely next token at every step.
@@ -33,16 +41,16 @@ def greedy_decode(
     the attention weights of every step joined along the target axis: name -> per layer
     (B, H, L, S').
     """
-    if model.max_target_positions is not None:
-        max_len = min(max_len, model.max_target_positions)
+    B = src.size(0)
+    limits = output_limits(model, max_len, B, src.device)  # (B,)
     encoded = model.encode(src, need_weights=need_weights)
     state = model.start(encoded)
-    B = src.size(0)
     tokens = torch.full((B,), bos_id, dtype=torch.long, device=src.device)
     finished = torch.zeros(B, dtype=torch.bool, device=src.device)
     outputs: List[Tensor] = []
     step_weights: List[Dict[str, List[Tensor]]] = []
-    for _ in range(max_len):
+    for t in range(int(limits.max())):
+        finished |= limits.le(t)  # a sentence's own limit: the result never depends on its batch
         logits, state, weights = model.step(tokens, state, encoded, need_weights=need_weights)
         tokens = logits.argmax(dim=-1).masked_fill(finished, model.pad_id)  # (B,)
         outputs.append(tokens)
@@ -79,7 +87,7 @@ def beam_search(
     src: Tensor,
     bos_id: int,
     eos_id: int,
-    max_len: int,
+    max_len: Union[int, Tensor],
     beam_size: int = 5,
     alpha: float = 0.6,
     n_best: int = 1,
@@ -94,10 +102,9 @@ def beam_search(
     """
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise ValueError(f"need beam_size >= 1 and 1 <= n_best <= beam_size; got beam_size={beam_size}, n_best={n_best}")
-    if model.max_target_positions is not None:
-        max_len = min(max_len, model.max_target_positions)
     B, K = src.size(0), beam_size
     device = src.device
+    limits = output_limits(model, max_len, B, device)  # (B,)
     encoded = model.encode(src.repeat_interleave(K, dim=0))  # each sentence K times: (B*K, S)
     state = model.start(encoded)
     tokens = torch.full((B * K,), bos_id, dtype=torch.long, device=device)
@@ -107,7 +114,7 @@ def beam_search(
     finished: List[List[Hypothesis]] = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool, device=device)
     base = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
-    for t in range(max_len):
+    for t in range(int(limits.max())):
         logits, state, _ = model.step(tokens, state, encoded)
         log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
         V = log_probs.size(-1)
@@ -129,23 +136,27 @@ def beam_search(
         tokens = top_token.gather(1, keep).view(-1)
         history = torch.cat([history.index_select(0, rows), tokens.unsqueeze(1)], dim=1)
         state = model.reorder_state(state, rows)
-        best_possible = (scores.max(dim=1).values / length_penalty(max_len, alpha)).tolist()  # (B,)
+        best_possible = scores.max(dim=1).values.tolist()  # (B,)
         for b in range(B):
-            if not done[b] and len(finished[b]) >= n_best:
+            if done[b]:
+                continue
+            if t + 1 >= int(limits[b]):  # out of length: the live beams join the candidates
+                _add_unfinished(finished[b], history[b * K : (b + 1) * K], scores[b], alpha)
+                done[b] = True
+            elif len(finished[b]) >= n_best:
                 nth = sorted((h.score for h in finished[b]), reverse=True)[n_best - 1]
-                done[b] = nth >= best_possible[b]
+                done[b] = nth >= best_possible[b] / length_penalty(int(limits[b]), alpha)
         if bool(done.all()):
             break
-    results = []
-    for b in range(B):
-        hyps = finished[b]
-        if len(hyps) < n_best:  # out of length: rank the unfinished beams too
-            for k in range(K):
-                raw = float(scores[b, k])
-                if raw > float("-inf"):
-                    hyps.append(Hypothesis(history[b * K + k].tolist(), raw / length_penalty(history.size(1), alpha), raw))
-        results.append(sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best])
-    return results
+    return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
+
+
+def _add_unfinished(hyps: List[Hypothesis], history: Tensor, scores: Tensor, alpha: float) -> None:
+    """Beams cut off by the length limit: (K, t) tokens with their (K,) scores."""
+    for k in range(history.size(0)):
+        raw = float(scores[k])
+        if raw > float("-inf"):
+            hyps.append(Hypothesis(history[k].tolist(), raw / length_penalty(history.size(1), alpha), raw))
 
 
 @torch.no_grad()

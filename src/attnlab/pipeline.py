@@ -59,6 +59,22 @@ def choice_tags(cfg: DictConfig) -> List[str]:
     return [f"{key}:{cfg.choices[key]}" for key in ("arch", "attention", "pos_enc", "data")]
 
 
+def previous_wandb_id(output_dir: Path) -> Optional[str]:
+    """The id of the W&B run an earlier attempt of this run directory wrote (``*-run-<time>-<id>``)."""
+    runs = sorted((output_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> Optional[str]:
+    """``resume=<dir>`` means: continue from <dir>/checkpoints/last.ckpt (Lightning's "last")."""
+    if not cfg.get("resume"):
+        return cfg.get("ckpt_path")
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise ConfigError(f"resume={cfg.resume}: there is no checkpoints/last.ckpt to continue from")
+    return cfg.get("ckpt_path") or "last"
+
+
 def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
@@ -72,6 +88,9 @@ def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
                     f"`wandb sync {output_dir}/wandb/offline-run-*`, or browse locally with `wandb leet {output_dir}/wandb`."
                 )
             extra = {"tags": list(node.get("tags") or []) + choice_tags(cfg), "group": node.get("group") or sweep_group(cfg)}
+            previous = previous_wandb_id(output_dir) if cfg.get("resume") else None
+            if previous:
+                extra.update(id=previous, resume="allow")  # the resumed run continues the same W&B run
         loggers.append(instantiate(node, **extra))
     return loggers
 
@@ -90,6 +109,14 @@ def experiment_summary(cfg: DictConfig, num_params: int) -> Dict[str, Any]:
 
 def _scalars(metrics: Dict[str, Any], prefix: str) -> Dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def end_process_group() -> None:
+    """Tear down this job's DDP process group, so the next job of a multirun starts its own."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def job_overrides() -> List[str]:
@@ -121,8 +148,9 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
+        ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
-        datamodule = instantiate(cfg.data)
+        datamodule = instantiate(cfg.data, shuffle_seed=cfg.seed)  # the run's seed orders the data
         datamodule.prepare_data()
         datamodule.setup("fit")
         longest = max(datamodule.max_source_len, datamodule.max_target_len)
@@ -143,6 +171,8 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         except (ValueError, TypeError, InstantiationException) as exc:
             raise ConfigError(str(_root_cause(exc))) from exc
         task.output_dir = str(output_dir)
+        if cfg.get("model", {}).get("compile"):
+            task.model.compile()  # in place: parameter names (and checkpoints) stay the same
         num_params = sum(p.numel() for p in task.model.parameters())
 
         loggers = instantiate_loggers(cfg, output_dir)
@@ -153,7 +183,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
             logger.log_hyperparams(summary)
 
         if cfg.get("train", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         val_metrics = _scalars(trainer.callback_metrics, "val/")
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         test_metrics: Dict[str, float] = {}
@@ -181,3 +211,4 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         return result
     finally:
         finish_wandb()
+        end_process_group()

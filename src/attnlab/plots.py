@@ -41,11 +41,13 @@ def attention_figure(layers: List[np.ndarray], rows: Sequence[str], cols: Sequen
 
 def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = "BLEU by source length") -> Figure:
     """One line per configuration; series maps a label to rows with ``bucket``, ``min_len``, ``bleu``."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     buckets: Dict[int, str] = {}
-    for label, rows in sorted(series.items()):
+    colors = plt.get_cmap("tab20").colors  # 20 distinct colours; line style tells the architecture
+    for i, (label, rows) in enumerate(sorted(series.items())):
         rows = sorted(rows, key=lambda r: r["min_len"])
-        ax.plot([r["min_len"] for r in rows], [r["bleu"] for r in rows], marker="o", label=label)
+        style = "--" if label.startswith("transformer") else "-"
+        ax.plot([r["min_len"] for r in rows], [r["bleu"] for r in rows], style, marker="o", color=colors[i % len(colors)], label=label)
         buckets.update({r["min_len"]: r["bucket"] for r in rows})
     ax.set_xticks(sorted(buckets))
     ax.set_xticklabels([buckets[k] for k in sorted(buckets)])
@@ -53,7 +55,7 @@ def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = 
     ax.set_ylabel("BLEU")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 

@@ -11,11 +11,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from attnlab.data.corpus_cache import Pairs, load_or_generate
+from attnlab.data.sampling import ShardedBatchSampler
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
 
 
 @dataclass
 class Example:
+    index: int  # position in its split
     src_ids: List[int]  # source tokens + EOS
     tgt_ids: List[int]  # BOS + target tokens + EOS
     src_text: str
@@ -45,6 +47,7 @@ def collate(examples: List[Example]) -> Dict[str, object]:
     return {
         "src": pad([e.src_ids for e in examples]),
         "tgt": pad([e.tgt_ids for e in examples]),
+        "index": torch.tensor([e.index for e in examples], dtype=torch.long),
         "src_text": [e.src_text for e in examples],
         "tgt_text": [e.tgt_text for e in examples],
     }
@@ -70,6 +73,8 @@ class TranslationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         src_vocab: Optional[List[str]] = None,
         tgt_vocab: Optional[List[str]] = None,
+        shuffle: bool = True,
+        shuffle_seed: int = 0,
     ):
         super().__init__()
         self.name = name
@@ -81,6 +86,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
+        self.shuffle = shuffle
+        self.shuffle_seed = shuffle_seed  # the training order of epoch e comes from shuffle_seed + e
         # given vocabularies (a checkpoint's) are used as they are; else built from the train split
         self.src_vocab: Optional[Vocab] = Vocab(list(src_vocab)) if src_vocab else None
         self.tgt_vocab: Optional[Vocab] = Vocab(list(tgt_vocab)) if tgt_vocab else None
@@ -107,8 +114,8 @@ class TranslationDataModule(L.LightningDataModule):
         self.splits = {
             split: ParallelDataset(
                 [
-                    Example(self.src_vocab.encode(src) + [EOS_ID], [BOS_ID] + self.tgt_vocab.encode(tgt) + [EOS_ID], s, t)
-                    for src, tgt, s, t in items
+                    Example(i, self.src_vocab.encode(src) + [EOS_ID], [BOS_ID] + self.tgt_vocab.encode(tgt) + [EOS_ID], s, t)
+                    for i, (src, tgt, s, t) in enumerate(items)
                 ]
             )
             for split, items in tokenized.items()
@@ -123,17 +130,18 @@ class TranslationDataModule(L.LightningDataModule):
         return max(len(e.tgt_ids) for ds in self.splits.values() for e in ds.examples)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self.splits[split]
         return DataLoader(
-            self.splits[split],
-            batch_size=batch_size,
-            shuffle=shuffle,
+            dataset,
+            batch_sampler=ShardedBatchSampler(len(dataset), batch_size, shuffle, seed=self.shuffle_seed),
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator(),  # creating an iterator must not draw from the global RNG
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
+        return self._loader("train", self.batch_size, shuffle=self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, shuffle=False)

@@ -6,6 +6,7 @@ both vocabularies — is a hyperparameter, so a checkpoint alone can translate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -13,7 +14,6 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics import MeanMetric
 
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
 from attnlab.decoding import beam_search, greedy_decode
@@ -27,6 +27,16 @@ STRATEGIES = ("greedy", "beam")
 
 # rows (queries) and columns (keys) of each kind of attention: the tokens that label them
 ATTENTION_AXES = {"cross": ("output", "source"), "encoder_self": ("source", "source"), "decoder_self": ("output", "input")}
+
+
+@dataclass
+class EvalRecord:
+    index: int  # position in the split: the key that merges ranks and drops sampler padding
+    source: str
+    hypothesis: str
+    reference: str
+    nll: float  # summed over the reference's tokens
+    tokens: int
 
 
 def _plain(value: Any) -> Any:
@@ -79,10 +89,7 @@ class TranslationTask(L.LightningModule):
         self.src_tokenizer = Tokenizer(src_tokenizer)
         self.tgt_tokenizer = Tokenizer(tgt_tokenizer)
         self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(self.src_vocab), len(self.tgt_vocab), PAD_ID)
-        self.eval_nll = MeanMetric()
-        self._hypotheses: List[str] = []
-        self._references: List[str] = []
-        self._sources: List[str] = []
+        self._reset_outputs()
         self.output_dir: Optional[str] = None  # where test hypotheses go; the trainer's root dir if unset
         # the latest evaluation per stage ("val", "test"): texts and BLEU by length, for callbacks
         self.last_eval: Dict[str, Dict[str, Any]] = {}
@@ -113,8 +120,10 @@ class TranslationTask(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- decoding ---------------------------------------------------------------------------
-    def max_output_len(self, src: torch.Tensor) -> int:
-        return int(self.hparams.max_len_a * src.size(1) + self.hparams.max_len_b)
+    def max_output_len(self, src: torch.Tensor) -> torch.Tensor:
+        """Per sentence (B,): max_len_a x its own source length + max_len_b (never the batch's)."""
+        lengths = src.ne(PAD_ID).sum(dim=1)
+        return (self.hparams.max_len_a * lengths + self.hparams.max_len_b).long()
 
     @torch.no_grad()
     def translate_batch(self, src: torch.Tensor, decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
@@ -187,31 +196,50 @@ class TranslationTask(L.LightningModule):
         return maps
 
     # -- evaluation -------------------------------------------------------------------------
+    # Every evaluated example leaves one record; at the epoch's end the records of all ranks are
+    # gathered and de-duplicated by dataset index (a DistributedSampler pads the last batches
+    # with repeats), so loss, BLEU and the hypotheses file match a single-process run exactly.
     def _eval_step(self, batch: Dict[str, Any], decoding: Optional[Mapping[str, Any]] = None) -> None:
-        tokens = batch["tgt"][:, 1:].ne(PAD_ID).sum()
-        self.eval_nll.update(self._token_loss(batch, 0.0), weight=tokens)
-        self._hypotheses.extend(self.translate_batch(batch["src"], decoding))
-        self._references.extend(batch["tgt_text"])
-        self._sources.extend(batch["src_text"])
+        tgt = batch["tgt"]
+        logits = self(batch["src"], tgt[:, :-1])  # (B, T, V)
+        nll = F.cross_entropy(logits.transpose(1, 2).float(), tgt[:, 1:], ignore_index=PAD_ID, reduction="none")  # (B, T)
+        nll_sums = nll.sum(dim=1).tolist()
+        token_counts = tgt[:, 1:].ne(PAD_ID).sum(dim=1).tolist()
+        hypotheses = self.translate_batch(batch["src"], decoding)
+        for i, index in enumerate(batch["index"].tolist()):
+            self._records.append(EvalRecord(index, batch["src_text"][i], hypotheses[i], batch["tgt_text"][i], nll_sums[i], token_counts[i]))
 
-    def _eval_epoch_end(self, stage: str) -> Dict[str, float]:
-        nll = self.eval_nll.compute()
-        self.eval_nll.reset()
-        scores = translation_scores(self._hypotheses, self._references)
+    def _gathered_records(self) -> List["EvalRecord"]:
+        records = self._records
+        if self._trainer is not None and self.trainer.world_size > 1:
+            everyone: List[Any] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(everyone, records)
+            records = [r for rank_records in everyone for r in rank_records]
+        unique = {r.index: r for r in records}
+        return [unique[i] for i in sorted(unique)]
+
+    def _eval_epoch_end(self, stage: str) -> List["EvalRecord"]:
+        records = self._gathered_records()
+        sources = [r.source for r in records]
+        hypotheses = [r.hypothesis for r in records]
+        references = [r.reference for r in records]
+        nll = torch.tensor(sum(r.nll for r in records) / max(1, sum(r.tokens for r in records)))
+        scores = translation_scores(hypotheses, references)
         self.last_eval[stage] = {
-            "sources": self._sources,
-            "hypotheses": self._hypotheses,
-            "references": self._references,
-            "bleu_by_length": bleu_by_length(self._sources, self._hypotheses, self._references),
+            "sources": sources,
+            "hypotheses": hypotheses,
+            "references": references,
+            "bleu_by_length": bleu_by_length(sources, hypotheses, references),
         }
         metrics = {f"{stage}/loss": nll, f"{stage}/ppl": torch.exp(nll)}
         metrics.update({f"{stage}/{k}": torch.tensor(v) for k, v in scores.items()})
-        self.log(f"{stage}/bleu", metrics.pop(f"{stage}/bleu"), prog_bar=True)
-        self.log_dict(metrics)
-        return scores
+        # every rank holds the same gathered values; sync_dist only confirms them
+        self.log(f"{stage}/bleu", metrics.pop(f"{stage}/bleu"), prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, sync_dist=True)
+        return records
 
     def _reset_outputs(self) -> None:
-        self._hypotheses, self._references, self._sources = [], [], []
+        self._records: List[EvalRecord] = []
 
     def on_validation_epoch_start(self) -> None:
         self._reset_outputs()
@@ -230,9 +258,9 @@ class TranslationTask(L.LightningModule):
         self._eval_step(batch, self.hparams.decoding)  # validation stays greedy; the test uses the configured decoder
 
     def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
+        records = self._eval_epoch_end("test")
         if self.trainer.is_global_zero:
             out_dir = Path(self.output_dir or self.trainer.default_root_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "test_hypotheses.txt").write_text("".join(h + "\n" for h in self._hypotheses), encoding="utf-8")
+            (out_dir / "test_hypotheses.txt").write_text("".join(r.hypothesis + "\n" for r in records), encoding="utf-8")
         self._reset_outputs()
