@@ -7,7 +7,7 @@ import torch
 
 from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention
 from attnlab.decoding import beam_search, greedy_decode, sequence_log_prob
-from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.models import TransformerSeq2Seq
 from attnlab.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from tests.test_models import BOS, EOS, PAD, V, build, toy_batch
 

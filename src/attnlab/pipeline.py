@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -18,7 +17,6 @@ from attnlab.callbacks import TokenThroughput
 from attnlab.checks import ConfigError, check_model_config
 from attnlab.wandb_setup import ensure_wandb_mode, finish_wandb
 
-log = logging.getLogger(__name__)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
