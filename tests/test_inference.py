@@ -87,6 +87,14 @@ def test_translate_cli_arguments_stdin_beam_and_plot(trained, tmp_path):
     beam = run([TRANSLATE, "--ckpt", ckpt, "--beam", "4", *sentences])
     assert beam.returncode == 0
     assert beam.stdout.splitlines() == task.translate(sentences, {"strategy": "beam", "beam_size": 4, "alpha": 0.6})
+    nbest = run([TRANSLATE, "--ckpt", ckpt, "--beam", "4", "--n-best", "3", *sentences])
+    assert nbest.returncode == 0, nbest.stderr
+    lines = [line.split("\t") for line in nbest.stdout.splitlines()]
+    assert len(lines) == 9 and all(len(parts) == 2 for parts in lines)
+    for i in range(3):
+        scores = [float(lines[3 * i + k][0]) for k in range(3)]
+        assert scores == sorted(scores, reverse=True)
+        assert lines[3 * i][1] == beam.stdout.splitlines()[i]  # the best of the n-best is the 1-best
     missing = run([TRANSLATE, "--ckpt", str(tmp_path / "none.ckpt"), "uno"])
     assert missing.returncode == 2 and "no checkpoint at" in missing.stderr
 

@@ -108,3 +108,20 @@ def test_checkpoint_alone_translates_with_weights_only_loading(tmp_path, data_di
     cache = next(p for p in data_dir.glob("numbers-*.tsv") if len(read_pairs(p)["test"]) == 24)
     sources = [s for s, _ in read_pairs(cache)["test"]]
     assert task.translate(sources) == hyps  # one batch of 24, as in the test pass
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "csv"])
+def test_tensorboard_and_csv_loggers_write_their_files(logger, tmp_path, data_dir):
+    result = train(compose_config(tmp_path, [f"logger={logger}", "trainer.log_every_n_steps=1"], data_dir))
+    out = tmp_path / "out"
+    if logger == "tensorboard":
+        events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+        assert events and sum(e.stat().st_size for e in events) > 1000  # scalars, text, heatmap images
+    else:
+        from csv import DictReader
+
+        rows = list(DictReader(next((out / "csv").rglob("metrics.csv")).open()))
+        assert any(r.get("val/bleu") for r in rows) and any(r.get("train/loss") for r in rows)
+        hparams = next((out / "csv").rglob("hparams.yaml")).read_text()
+        assert "arch: transformer" in hparams
+    assert result["metrics"]["val/bleu"] >= 0

@@ -1,10 +1,11 @@
 """Translate with a checkpoint alone (its vocabularies and tokenizers are inside it).
 
     attnlab-translate --ckpt run/checkpoints/last.ckpt "veintiún mil" "ciento un millones"
-    echo "tres mil" | attnlab-translate --ckpt model.ckpt --beam 5
+    echo "tres mil" | attnlab-translate --ckpt model.ckpt --beam 5 [--n-best 3]
     attnlab-translate --ckpt model.ckpt --plot attention.png "doscientos dos"
 
-Prints one translation per line. ``--plot`` saves the cross-attention of the first sentence
+Prints one translation per line (with ``--n-best K``: K lines ``score<TAB>translation`` per
+sentence, best first). ``--plot`` saves the cross-attention of the first sentence
 (every layer and head) as a heatmap.
 """
 
@@ -39,11 +40,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty for beam search")
+    parser.add_argument("--n-best", type=int, default=1, help="print this many beam hypotheses per sentence, as 'score<TAB>translation'")
     parser.add_argument("--plot", help="save the first sentence's attention heatmap to this PNG file")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     if args.beam < 1:
         parser.error("--beam must be at least 1")
+    if not 1 <= args.n_best <= args.beam:
+        parser.error("--n-best must be between 1 and --beam")
     lines = args.text or [line.rstrip("\n") for line in sys.stdin]
     lines = [line for line in lines if line.strip()]
     if not lines:
@@ -53,8 +57,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CheckpointError as exc:
         print(f"attnlab-translate: {exc}", file=sys.stderr)
         return 2
-    for translation in translate_lines(task, lines, args.beam, args.alpha):
-        print(translation)
+    if args.n_best > 1:
+        for hyps in task.translate_n_best(lines, args.beam, args.n_best, args.alpha):
+            for text, score, _ in hyps:
+                print(f"{score:.4f}\t{text}")
+    else:
+        for translation in translate_lines(task, lines, args.beam, args.alpha):
+            print(translation)
     if args.plot:
         plot_attention(task, lines[0], args.plot)
         print(f"attention heatmap: {args.plot}", file=sys.stderr)

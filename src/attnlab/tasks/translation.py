@@ -158,6 +158,17 @@ class TranslationTask(L.LightningModule):
         """Translate raw source sentences (for use outside a Trainer)."""
         return self._in_eval_mode(lambda: self.translate_batch(self.encode_sources(sentences), decoding))
 
+    def translate_n_best(self, sentences: Sequence[str], beam_size: int, n_best: int, alpha: float = 0.6) -> List[List[tuple]]:
+        """Per sentence, the ``n_best`` beam-search translations as (text, score, log-probability)."""
+
+        def run():
+            src = self.encode_sources(sentences)
+            with torch.no_grad():
+                return beam_search(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), beam_size, alpha, n_best)
+
+        beams = self._in_eval_mode(run)
+        return [[(self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(h.tokens)), h.score, h.log_prob) for h in hyps] for hyps in beams]
+
     @torch.no_grad()
     def attention_maps(self, sentences: Sequence[str]) -> List[Dict[str, Any]]:
         """Greedy translations with every attention matrix, one dict per sentence.
