@@ -59,3 +59,26 @@ def test_report_refuses_a_missing_directory(tmp_path, capsys):
         main([str(tmp_path / "nope")])
     assert "sweep directory not found" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 1  # exists but holds no jobs
+
+
+def test_report_from_a_wandb_group_maps_runs_to_jobs(monkeypatch, tmp_path):
+    """Against a stand-in for wandb.Api (no network here): the fields the report needs."""
+    import wandb
+
+    class FakeRun:
+        def __init__(self, name, arch, state, bleu):
+            self.name, self.state, self.url = name, state, f"https://wandb.invalid/{name}"
+            self.config = {"arch": arch, "attention": "additive", "pos_enc": "none", "data": "numbers", "seed": 1, "params": 10}
+            self.summary = {"val/bleu": bleu, "test/bleu": bleu, "test/examples": {"_type": "table-file"}, "summary/tokens_per_sec": 5.0, "summary/wall_time_s": 2.0}
+
+    class FakeApi:
+        def runs(self, path, filters):
+            assert path == "me/attnlab" and filters == {"group": "ablation"}
+            return [FakeRun("a", "rnn", "finished", 90.0), FakeRun("b", "transformer", "crashed", 0.0)]
+
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    assert main(["--wandb-group", "me/attnlab/ablation", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "2 jobs: 1 finished, 1 failed." in text
+    assert "| rnn / additive / none | 1 | 10 | 90.00 | 90.00 |" in text
+    assert "W&B run state: crashed" in text
