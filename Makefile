@@ -36,6 +36,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/decoding.py
 
 clean:
 	rm -rf $(VENV) logs/train logs/data
