@@ -54,8 +54,13 @@ def read_pairs(path: Path) -> Pairs:
     return pairs
 
 
-def load_or_generate(cache_dir: str | os.PathLike, name: str, generator: Callable[..., Pairs], kwargs: dict) -> Pairs:
+def ensure_cached(cache_dir: str | os.PathLike, name: str, generator: Callable[..., Pairs], kwargs: dict) -> Path:
+    """The cache file of this corpus, generated first if it is missing."""
     path = cache_path(cache_dir, name, generator, kwargs)
     if not path.exists():
         write_pairs(path, generator(**kwargs))
-    return read_pairs(path)
+    return path
+
+
+def load_or_generate(cache_dir: str | os.PathLike, name: str, generator: Callable[..., Pairs], kwargs: dict) -> Pairs:
+    return read_pairs(ensure_cached(cache_dir, name, generator, kwargs))

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from attnlab.data.corpus_cache import Pairs, load_or_generate
+from attnlab.data.corpus_cache import Pairs, ensure_cached, read_pairs
 from attnlab.data.sampling import ShardedBatchSampler
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
 
@@ -92,18 +92,18 @@ class TranslationDataModule(L.LightningDataModule):
         self.tgt_vocab: Optional[Vocab] = Vocab(list(tgt_vocab)) if tgt_vocab else None
         self.splits: Dict[str, ParallelDataset] = {}
 
-    def _pairs(self) -> Pairs:
+    def _cache_file(self):
         kwargs = dict(getattr(self.corpus, "keywords", {}), seed=self.seed)
         generator = getattr(self.corpus, "func", self.corpus)
-        return load_or_generate(self.cache_dir, self.name, generator, kwargs)
+        return ensure_cached(self.cache_dir, self.name, generator, kwargs)
 
     def prepare_data(self) -> None:
-        self._pairs()  # generate and cache once (rank 0 only under DDP)
+        self._cache_file()  # generate once (rank 0 only under DDP); reading is setup's job
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
             return
-        pairs = self._pairs()
+        pairs = read_pairs(self._cache_file())
         tokenized = {
             split: [(self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t), s, t) for s, t in items]
             for split, items in pairs.items()
