@@ -70,7 +70,9 @@ def test_tokenizers_round_trip():
     assert word.detokenize(word.tokenize(text)) == text
     char = Tokenizer("char")
     assert char.detokenize(char.tokenize("3 de julio")) == "3 de julio"
-    with pytest.raises(ValueError, match="data.tokenizer"):
+    with pytest.raises(ValueError, match="src_tokenizer/tgt_tokenizer must be one of word, char, bpe"):
+        Tokenizer("sentencepiece")
+    with pytest.raises(ValueError, match="needs its trained model"):
         Tokenizer("bpe")
 
 

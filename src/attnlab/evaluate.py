@@ -29,7 +29,13 @@ def evaluate(cfg: DictConfig) -> Dict[str, Any]:
     data_cfg = cfg.data if cfg.get("data") else task.hparams.data
     if not data_cfg:
         raise ConfigError(f"{cfg.ckpt_path} records no data config: pass data=... on the command line")
-    datamodule = instantiate(data_cfg, src_vocab=task.hparams.src_vocab, tgt_vocab=task.hparams.tgt_vocab)
+    datamodule = instantiate(
+        data_cfg,
+        src_vocab=task.hparams.src_vocab,
+        tgt_vocab=task.hparams.tgt_vocab,
+        src_tokenizer=task.hparams.src_tokenizer,  # the checkpoint's own (a trained BPE included)
+        tgt_tokenizer=task.hparams.tgt_tokenizer,
+    )
     datamodule.prepare_data()
     datamodule.setup("test")
     output_dir = Path(cfg.paths.output_dir)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab.callbacks import TokenThroughput
 from attnlab.checks import ConfigError, check_model_config
+from attnlab.metrics import bleu_signature
 from attnlab.wandb_setup import ensure_wandb_mode, finish_wandb
 
 
@@ -162,8 +163,8 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
                 pos_enc=cfg.pos_enc,
                 src_vocab=datamodule.src_vocab.tokens,
                 tgt_vocab=datamodule.tgt_vocab.tokens,
-                src_tokenizer=datamodule.src_tokenizer.kind,
-                tgt_tokenizer=datamodule.tgt_tokenizer.kind,
+                src_tokenizer=datamodule.src_tokenizer.spec,
+                tgt_tokenizer=datamodule.tgt_tokenizer.spec,
                 data=cfg.data,
             )
         except (ValueError, TypeError, InstantiationException) as exc:
@@ -195,6 +196,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
             **{k: summary[k] for k in ("arch", "attention", "pos_enc", "data", "seed", "params", "run_name", "tags")},
             "overrides": job_overrides(),
             "metrics": {**val_metrics, **test_metrics},
+            "bleu_signature": bleu_signature(),  # BLEU is on detokenized text: say exactly which BLEU
             "bleu_by_length": {stage: task.last_eval[stage]["bleu_by_length"] for stage in ("val", "test") if stage in task.last_eval},
             "tokens_per_sec": throughput.tokens_per_sec if throughput else None,
             "wall_time_s": time.time() - started,

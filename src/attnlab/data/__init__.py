@@ -1,6 +1,14 @@
 """Datasets, tokenizers and the datamodule. Data code never imports models or tasks."""
 
-from attnlab.data.datamodule import TranslationDataModule
 from attnlab.data.vocab import Tokenizer, Vocab
 
 __all__ = ["Tokenizer", "TranslationDataModule", "Vocab"]
+
+
+def __getattr__(name: str):
+    # lazy, so `python -m attnlab.data.bible` does not pay for importing Lightning
+    if name == "TranslationDataModule":
+        from attnlab.data.datamodule import TranslationDataModule
+
+        return TranslationDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,15 +1,19 @@
 """Batches that are shuffled reproducibly, sharded across DDP ranks and resumable mid-epoch.
 
-The sampler's ``state_dict`` (epoch, batches consumed) goes into every checkpoint through
+Two ways to batch: a fixed number of sentences (:class:`ShardedBatchSampler`), or as many
+similar-length sentences as fit a token budget (:class:`TokenBucketBatchSampler`), which spends
+far less compute on padding when lengths vary (real text).
+
+A sampler's ``state_dict`` (epoch, batches consumed) goes into every checkpoint through
 :class:`attnlab.callbacks.ResumeState`, so a run killed in the middle of an epoch resumes on
-exactly the next batch. The permutation of an epoch comes from the sampler's own generator
+exactly the next batch. The order of an epoch comes from the sampler's own generator
 (``seed + epoch``), never from the global RNG, so resuming replays it exactly.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Sequence
 
 import torch
 import torch.distributed as dist
@@ -22,13 +26,10 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-class ShardedBatchSampler(Sampler[List[int]]):
-    """Index batches for this rank. Like DistributedSampler, the order is padded with repeats so
-    every rank gets the same number of batches (evaluation removes the repeats by index)."""
+class ResumableBatchSampler(Sampler[List[int]]):
+    """Epoch-seeded, rank-sharded, resumable iteration over the batches of :meth:`_rank_batches`."""
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0):
-        self.size = size
-        self.batch_size = batch_size
+    def __init__(self, shuffle: bool, seed: int = 0):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
@@ -40,26 +41,20 @@ class ShardedBatchSampler(Sampler[List[int]]):
             self._skip = 0
         self.epoch = epoch
 
-    def _rank_indices(self) -> List[int]:
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
-        else:
-            order = list(range(self.size))
-        rank, world = rank_and_world()
-        total = math.ceil(self.size / world) * world
-        order += order[: total - self.size]
-        return order[rank:total:world]
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
+
+    def _rank_batches(self) -> List[List[int]]:
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        _, world = rank_and_world()
-        return math.ceil(math.ceil(self.size / world) / self.batch_size)
+        return len(self._rank_batches())
 
     def __iter__(self) -> Iterator[List[int]]:
-        indices = self._rank_indices()
+        batches = self._rank_batches()
         start, self._skip = self._skip, 0
         self.consumed = start
-        for begin in range(start * self.batch_size, len(indices), self.batch_size):
-            yield indices[begin : begin + self.batch_size]
+        yield from batches[start:]
 
     def state_dict(self) -> Dict[str, Any]:
         return {"epoch": self.epoch, "consumed": self.consumed}
@@ -67,3 +62,95 @@ class ShardedBatchSampler(Sampler[List[int]]):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.epoch = state["epoch"]
         self._skip = state["consumed"]
+
+
+class ShardedBatchSampler(ResumableBatchSampler):
+    """``batch_size`` sentences a batch. Like DistributedSampler, the order is padded with repeats
+    so every rank gets the same number of batches (evaluation removes the repeats by index)."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0):
+        super().__init__(shuffle, seed)
+        self.size = size
+        self.batch_size = batch_size
+
+    def _rank_batches(self) -> List[List[int]]:
+        order = torch.randperm(self.size, generator=self._generator()).tolist() if self.shuffle else list(range(self.size))
+        rank, world = rank_and_world()
+        total = math.ceil(self.size / world) * world
+        order += order[: total - self.size]
+        mine = order[rank:total:world]
+        return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
+
+    def __len__(self) -> int:  # without building the epoch's order
+        _, world = rank_and_world()
+        return math.ceil(math.ceil(self.size / world) / self.batch_size)
+
+
+class TokenBucketBatchSampler(ResumableBatchSampler):
+    """Batches of similar-length examples whose padded size (sentences x longest) stays within
+    ``max_tokens``.
+
+    Shuffled examples are cut into windows of ``window`` batches' worth, sorted by length inside
+    each window, packed, and the batches shuffled: batches are near padding-free yet differ from
+    epoch to epoch. Without shuffling the whole split is sorted (evaluation: least padding).
+    Whole batches are dealt to the ranks in turn (padded with repeats to an equal count).
+    """
+
+    def __init__(self, lengths: Sequence[int], max_tokens: int, shuffle: bool, seed: int = 0, window: int = 100):
+        super().__init__(shuffle, seed)
+        longest = max(lengths, default=0)
+        if max_tokens < longest:
+            raise ValueError(f"data.max_tokens={max_tokens} is smaller than the longest example ({longest} tokens)")
+        self.lengths = list(lengths)
+        self.max_tokens = max_tokens
+        self.window = window
+        self._cache: tuple = (None, None)  # (epoch, batches): __len__ and __iter__ share one packing
+
+    def _pack(self, indices: List[int]) -> List[List[int]]:
+        batches, batch, longest = [], [], 0
+        for i in indices:
+            length = self.lengths[i]
+            if batch and (len(batch) + 1) * max(longest, length) > self.max_tokens:
+                batches.append(batch)
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, length)
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _epoch_batches(self) -> List[List[int]]:
+        if self._cache[0] == (self.epoch, self.shuffle):
+            return self._cache[1]
+        size = len(self.lengths)
+        if not self.shuffle:
+            batches = self._pack(sorted(range(size), key=lambda i: self.lengths[i]))
+        else:
+            generator = self._generator()
+            order = torch.randperm(size, generator=generator).tolist()
+            mean = max(1.0, sum(self.lengths) / max(1, size))
+            span = max(1, int(self.window * self.max_tokens / mean))  # examples per sorting window
+            batches = []
+            for begin in range(0, size, span):
+                batches += self._pack(sorted(order[begin : begin + span], key=lambda i: self.lengths[i]))
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        self._cache = ((self.epoch, self.shuffle), batches)
+        return batches
+
+    def _rank_batches(self) -> List[List[int]]:
+        batches = self._epoch_batches()
+        rank, world = rank_and_world()
+        total = math.ceil(len(batches) / world) * world
+        padded = batches + batches[: total - len(batches)]
+        return padded[rank:total:world]
+
+
+def padding_fraction(batches: Sequence[Sequence[int]], *lengths_per_side: Sequence[int]) -> float:
+    """Share of padding among all the token positions the batches occupy, over every side given."""
+    real = padded = 0
+    for lengths in lengths_per_side:
+        for batch in batches:
+            sizes = [lengths[i] for i in batch]
+            real += sum(sizes)
+            padded += len(sizes) * max(sizes)
+    return 1.0 - real / padded if padded else 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import lightning as L
 import torch
@@ -52,8 +52,8 @@ class TranslationTask(L.LightningModule):
         pos_enc: Mapping[str, Any],
         src_vocab: Sequence[str],
         tgt_vocab: Sequence[str],
-        src_tokenizer: str = "word",
-        tgt_tokenizer: str = "word",
+        src_tokenizer: Union[str, Mapping[str, str]] = "word",  # a Tokenizer spec: kind, or bpe with its model
+        tgt_tokenizer: Union[str, Mapping[str, str]] = "word",
         optimizer: Optional[Mapping[str, Any]] = None,
         scheduler: Optional[Mapping[str, Any]] = None,
         label_smoothing: float = 0.1,
@@ -70,8 +70,8 @@ class TranslationTask(L.LightningModule):
                 "pos_enc": _plain(pos_enc),
                 "src_vocab": list(src_vocab),
                 "tgt_vocab": list(tgt_vocab),
-                "src_tokenizer": src_tokenizer,
-                "tgt_tokenizer": tgt_tokenizer,
+                "src_tokenizer": _plain(src_tokenizer),
+                "tgt_tokenizer": _plain(tgt_tokenizer),
                 "optimizer": _plain(optimizer) or {},
                 "scheduler": _plain(scheduler) or {},
                 "label_smoothing": label_smoothing,
@@ -86,8 +86,8 @@ class TranslationTask(L.LightningModule):
             raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {self.hparams.decoding['strategy']!r}")
         self.src_vocab = Vocab(src_vocab)
         self.tgt_vocab = Vocab(tgt_vocab)
-        self.src_tokenizer = Tokenizer(src_tokenizer)
-        self.tgt_tokenizer = Tokenizer(tgt_tokenizer)
+        self.src_tokenizer = Tokenizer.from_spec(self.hparams.src_tokenizer)
+        self.tgt_tokenizer = Tokenizer.from_spec(self.hparams.tgt_tokenizer)
         self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(self.src_vocab), len(self.tgt_vocab), PAD_ID)
         self._reset_outputs()
         self.output_dir: Optional[str] = None  # where test hypotheses go; the trainer's root dir if unset
