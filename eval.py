@@ -22,12 +22,12 @@ def main(cfg: DictConfig) -> None:
     from rich.console import Console
 
     from attnlab.checkpoints import CheckpointError
-    from attnlab.checks import ConfigError
+    from attnlab.checks import ConfigError, DataError
     from attnlab.evaluate import evaluate
 
     try:
         result = evaluate(cfg)
-    except (CheckpointError, ConfigError) as exc:
+    except (CheckpointError, ConfigError, DataError) as exc:
         sys.exit(f"attnlab eval: {exc}")
     console = Console()
     for key, value in sorted(result["metrics"].items()):

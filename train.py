@@ -27,7 +27,7 @@ if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: every rank must pick the sa
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from attnlab.checks import ConfigError
+    from attnlab.checks import ConfigError, DataError
     from attnlab.distributed import prepare_ddp_job
     from attnlab.pipeline import record_failure, train
     from attnlab.report_console import print_result
@@ -45,6 +45,8 @@ def main(cfg: DictConfig) -> float | None:
             return float("nan")
         if isinstance(exc, ConfigError):
             sys.exit(f"attnlab: invalid configuration: {exc}")
+        if isinstance(exc, DataError):
+            sys.exit(f"attnlab: data error: {exc}")
         raise
     finally:
         restore()

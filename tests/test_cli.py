@@ -45,3 +45,14 @@ def test_train_cli_refuses_an_invalid_combination_before_training(tmp_path):
     assert "attention=none cannot be used with arch=transformer" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list((tmp_path / "logs").rglob("*.ckpt"))
+
+
+def test_train_cli_names_missing_data_without_a_traceback(tmp_path):
+    common = ["logger=none", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}"]
+    missing_files = run_train_cli(["data=parallel_files", *common], cwd=tmp_path)
+    assert missing_files.returncode != 0 and "Traceback" not in missing_files.stderr
+    assert "missing required value(s): data.corpus.test, data.corpus.train, data.corpus.val" in missing_files.stderr
+    no_modules = run_train_cli(["data=bible", f"data.corpus.sword_path={tmp_path}", *common], cwd=tmp_path)
+    assert no_modules.returncode != 0 and "Traceback" not in no_modules.stderr
+    assert "attnlab: data error: data=bible needs the SWORD modules" in no_modules.stderr
+    assert "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv" in no_modules.stderr

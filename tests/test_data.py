@@ -122,3 +122,82 @@ def test_datamodule_batches_carry_bos_eos_and_texts(tmp_path):
         assert dm.tgt_tokenizer.detokenize(dm.tgt_vocab.decode(row)) == text or UNK_ID in row
         assert EOS_ID in row
     assert dm.max_target_len == max(len(e.tgt_ids) for s in dm.splits.values() for e in s.examples)
+
+
+# -- subword tokenization ----------------------------------------------------------------------------
+SENTENCES = [
+    "¿Tienes aquí alguno más? Yernos, y tus hijos.",
+    "In the beginning, God created the heavens and the earth.",
+    "Yahweh’s word, which he didn’t keep — “Selah.”",
+    "Y lloró Jesús.",
+] * 5
+
+
+def test_bpe_round_trips_text_exactly_and_rebuilds_from_its_spec(tmp_path):
+    from attnlab.data.subword import cached_bpe
+
+    model = cached_bpe(SENTENCES, vocab_size=120, min_frequency=1, cache_dir=str(tmp_path))
+    bpe = Tokenizer("bpe", model)
+    for text in SENTENCES[:4]:
+        pieces = bpe.tokenize(text)
+        assert len(pieces) > len(text.split())  # punctuation is its own piece, rare words split
+        assert bpe.detokenize(pieces) == text
+    rebuilt = Tokenizer.from_spec(bpe.spec)
+    assert rebuilt.tokenize(SENTENCES[0]) == bpe.tokenize(SENTENCES[0])
+    assert Tokenizer.from_spec("char").spec == "char"
+    # cached by texts and settings: the same call reads the file, other settings train anew
+    assert cached_bpe(SENTENCES, 120, 1, str(tmp_path)) == model
+    cached_bpe(SENTENCES, 100, 1, str(tmp_path))
+    assert len(list(tmp_path.glob("bpe-*.json"))) == 2
+
+
+# -- length-bucketed batching ------------------------------------------------------------------------
+def _lengths(n=600, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    return [rng.randint(1, 100) for _ in range(n)]
+
+
+def test_token_buckets_cover_each_example_once_within_the_budget_with_little_padding():
+    from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
+
+    lengths = _lengths()
+    sampler = TokenBucketBatchSampler(lengths, max_tokens=400, shuffle=True, seed=5, window=10)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 400 for b in batches)
+    by_sentences = list(ShardedBatchSampler(len(lengths), 16, shuffle=True, seed=5))
+    assert padding_fraction(batches, lengths) < 0.1 < 0.4 < padding_fraction(by_sentences, lengths)
+    assert list(TokenBucketBatchSampler(lengths, 400, True, seed=5, window=10)) == batches  # reproducible
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # a new order every epoch
+    with pytest.raises(ValueError, match="data.max_tokens=50 is smaller than the longest example"):
+        TokenBucketBatchSampler(lengths, max_tokens=50, shuffle=True)
+
+
+def test_token_buckets_are_dealt_to_ranks_and_resume_mid_epoch(monkeypatch):
+    from attnlab.data import sampling
+
+    lengths = _lengths(301, seed=1)
+    per_rank = []
+    for rank in range(2):
+        monkeypatch.setattr(sampling, "rank_and_world", lambda rank=rank: (rank, 2))
+        per_rank.append(list(sampling.TokenBucketBatchSampler(lengths, 300, shuffle=True, seed=2)))
+    assert len(per_rank[0]) == len(per_rank[1])
+    assert set(i for batches in per_rank for b in batches for i in b) == set(range(len(lengths)))
+    monkeypatch.setattr(sampling, "rank_and_world", lambda: (0, 1))
+    single = list(sampling.TokenBucketBatchSampler(lengths, 300, shuffle=True, seed=2))
+    # whole batches are dealt in turn: together the ranks hold the single-process epoch's batches
+    assert {tuple(b) for batches in per_rank for b in batches} == {tuple(b) for b in single}
+    assert per_rank[0] == single[0::2] and per_rank[1] == (single + single[:1])[1::2][: len(per_rank[0])]
+
+    first = sampling.TokenBucketBatchSampler(lengths, 300, shuffle=True, seed=2)
+    first.set_epoch(3)
+    full = list(first)
+    first.consumed = 4  # the training loop finished 4 batches, then the run was killed
+    resumed = sampling.TokenBucketBatchSampler(lengths, 300, shuffle=True, seed=2)
+    resumed.load_state_dict(first.state_dict())
+    resumed.set_epoch(3)
+    assert list(resumed) == full[4:]

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 class ConfigError(ValueError):
     """An impossible or invalid setting; the message names the config key."""
+
+
+class DataError(ValueError):
+    """Data that cannot be read: a missing corpus or file, a malformed line, an unreachable hub.
+    The message names the file and line, or what to install or set."""
+
+
+def check_required_values(cfg: DictConfig) -> None:
+    """Keys left at ``???`` (e.g. data=parallel_files's file paths) fail here, by name."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line, e.g. {missing[0]}=...")
 
 
 def check_model_config(cfg: DictConfig, longest_sequence: Optional[int] = None, data_name: str = "") -> None:

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab.callbacks import TokenThroughput
-from attnlab.checks import ConfigError, check_model_config
+from attnlab.checks import ConfigError, DataError, check_model_config, check_required_values
 from attnlab.metrics import bleu_signature
 from attnlab.wandb_setup import ensure_wandb_mode, finish_wandb
 
@@ -94,6 +94,23 @@ def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
     return loggers
 
 
+def load_data(cfg: DictConfig):
+    """The datamodule, set up; unreadable data becomes a DataError that says what to fix."""
+    try:
+        datamodule = instantiate(cfg.data, shuffle_seed=cfg.seed)  # the run's seed orders the data
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    except InstantiationException as exc:
+        raise ConfigError(str(_root_cause(exc))) from exc
+    except DataError:
+        raise
+    except (FileNotFoundError, ConnectionError, ImportError) as exc:
+        raise DataError(str(exc)) from exc
+    except ValueError as exc:  # the data's own checks name their key (data.bpe..., data.max_tokens)
+        raise ConfigError(str(exc)) from exc
+    return datamodule
+
+
 def experiment_summary(cfg: DictConfig, num_params: int) -> Dict[str, Any]:
     """What W&B and metrics.json record: the choices as top-level keys, then the full config."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -149,9 +166,8 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     try:
         ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
-        datamodule = instantiate(cfg.data, shuffle_seed=cfg.seed)  # the run's seed orders the data
-        datamodule.prepare_data()
-        datamodule.setup("fit")
+        check_required_values(cfg)
+        datamodule = load_data(cfg)
         longest = max(datamodule.max_source_len, datamodule.max_target_len)
         check_model_config(cfg, longest, cfg.choices.data)
         try:

@@ -126,6 +126,9 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str) -> P
     lines.append("")
     if any(len(r["seeds"]) > 1 for r in rows):
         lines += ["Values are mean ± standard deviation over seeds.", ""]
+    signatures = sorted({j["bleu_signature"] for j in jobs if j.get("bleu_signature")})
+    if signatures:
+        lines += [f"BLEU and chrF: sacrebleu on detokenized text; BLEU signature `{'`, `'.join(signatures)}`.", ""]
 
     lines += ["## Best configuration per metric", ""]
     for heading, key, higher in COLUMNS:
@@ -152,7 +155,9 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str) -> P
         if example and example["output"]:
             panels.append({"label": row["config"], **example})
     if panels:
-        source = " ".join(panels[0]["source"][:-1])
+        pieces = panels[0]["source"][:-1]
+        # subword pieces carry their word's leading space as "▁": show the sentence as text
+        source = "".join(pieces).replace("▁", " ").strip() if any(p.startswith("▁") for p in pieces) else " ".join(pieces)
         plots.save(plots.heatmap_grid_figure(panels, title=f"cross-attention, last layer, mean over heads: {source}"), out_dir / "attention_grid.png")
         lines += ["## Alignments for one test sentence (cf. Bahdanau et al. 2015, Fig. 3)", "", f"Source: *{source}*", "", "![attention grid](attention_grid.png)", ""]
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+CORPUS_VERSION = 2  # bump when the builder's output changes, so cached corpora are rebuilt
 SPANISH, ENGLISH, CHECK = "spaRV1909eb", "engWEB2015eb", "engKJV2006eb"
 PACKAGES = {SPANISH: "sword-text-sparv", ENGLISH: "sword-text-web", CHECK: "sword-text-kjv"}
 INSTALL_HINT = "apt-get install -y " + " ".join(PACKAGES.values())
@@ -106,7 +107,8 @@ _BLOCK_TAG = re.compile(r"</?(?:l|lg|lb|div|chapter|milestone|p|title|list|item)
 _ANY_TAG = re.compile(r"<[^>]*>")
 _SPACE_BEFORE = re.compile(r"\s+([,.;:!?)\]»”’])")
 _SPACE_AFTER = re.compile(r"([(\[«“¿¡])\s+")
-_SUBSCRIPTION = re.compile(r"(Amén\.)\s+[^.]*\b(?:escrita|enviada|Escrita|Enviada)\b.*$", re.S)
+# "... Amén. Fué escrita de Corinto á los Romanos ...": the words after an epistle's last "Amén."
+_SUBSCRIPTION = re.compile(r"(>Amén</w>\.)(?=.*?<w\b).*?(?=<chapter eID=|$)", re.S)
 
 
 def strongs(raw: str) -> FrozenSet[str]:
@@ -195,6 +197,10 @@ def build(
     """The aligned corpus, in canonical order. Deterministic for given modules and arguments."""
     root = find_sword_path(sword_path)
     spanish, english, check = (read_module(name, root) for name in (SPANISH, ENGLISH, CHECK))
+    for ref in [r for r in spanish if r[0] in PAULINE]:
+        # the Spanish appends the subscription to an epistle's last verse; the WEB has none. Cut it
+        # before aligning: its Strong's numbers would fail the alignment check.
+        spanish[ref] = _SUBSCRIPTION.sub(r"\1 ", spanish[ref])
     aligned = align_to_reference(spanish, check, min_strongs_overlap)
     verses = []
     for ref in check:  # KJV order is canonical order
@@ -203,8 +209,6 @@ def build(
         book, chapter, verse = ref
         es_ref = aligned[ref]
         es = strip_osis(spanish[es_ref], recase_opening=es_ref[2] == 1)
-        if book in PAULINE:
-            es = _SUBSCRIPTION.sub(r"\1", es)  # "Fué escrita de Corinto..." is not in the WEB
         en = strip_osis(english[ref])
         n_es, n_en = word_count(es), word_count(en)
         if not n_es or not n_en or max(n_es, n_en) > max_length_ratio * min(n_es, n_en) + 2:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -20,8 +21,10 @@ FORMAT_VERSION = 1
 
 
 def cache_path(cache_dir: str | os.PathLike, name: str, generator: Callable, kwargs: dict) -> Path:
+    # a corpus module's CORPUS_VERSION changes when its builder's output does: old caches go stale
+    corpus_version = getattr(sys.modules.get(generator.__module__), "CORPUS_VERSION", 0)
     key = json.dumps(
-        {"fn": f"{generator.__module__}.{getattr(generator, '__qualname__', repr(generator))}", "kwargs": kwargs, "v": FORMAT_VERSION},
+        {"fn": f"{generator.__module__}.{getattr(generator, '__qualname__', repr(generator))}", "kwargs": kwargs, "v": FORMAT_VERSION, "corpus": corpus_version},
         sort_keys=True,
         default=str,
     )

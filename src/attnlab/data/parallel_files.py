@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from attnlab.checks import DataError
 from attnlab.data.corpus_cache import SPLITS, Pairs
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ ON_ERROR = ("raise", "skip")
 SplitSpec = Union[str, os.PathLike, Mapping[str, str]]
 
 
-class ParallelDataError(ValueError):
+class ParallelDataError(DataError):
     """A malformed line or file in the user's parallel data."""
 
 
