@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/decoding.py
+	$(BIN)/python benchmarks/batching.py
 
 clean:
 	rm -rf $(VENV) logs/train logs/data

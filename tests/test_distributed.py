@@ -21,7 +21,7 @@ def only_run_dir(logs: Path) -> Path:
     return runs[0]
 
 
-@pytest.mark.parametrize("batching", [[], ["+data.max_tokens=160", "+data.eval_max_tokens=60"]], ids=["sentences", "token_buckets"])
+@pytest.mark.parametrize("batching", [[], ["data.max_tokens=160", "data.eval_max_tokens=60"]], ids=["sentences", "token_buckets"])
 def test_ddp_cpu_two_processes_one_wandb_run_and_single_process_bleu(tmp_path, batching):
     logs = tmp_path / "logs"
     proc = run_train_cli(["trainer=ddp_cpu", *SMALL, *batching, f"paths.log_dir={logs}"], cwd=tmp_path)

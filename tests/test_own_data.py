@@ -1,6 +1,7 @@
 """The user's own data: parallel_files (TSV or line-aligned pairs), the hf loader on local files,
 offline fail-fast, and a BPE model trained on it that travels inside the checkpoint."""
 
+import functools
 import logging
 import os
 import re
@@ -159,3 +160,21 @@ def test_own_files_train_with_bpe_and_the_checkpoint_carries_the_tokenizer(tmp_p
     assert "▁" not in out  # detokenized before it is scored or shown
     hypotheses = (tmp_path / "out" / "test_hypotheses.txt").read_text(encoding="utf-8").splitlines()
     assert len(hypotheses) == len(pairs) and not any("▁" in h for h in hypotheses)
+
+
+def test_separate_bpe_models_and_vocabularies_per_language(tmp_path):
+    from attnlab.data.datamodule import TranslationDataModule
+
+    tsv = write_tsv(tmp_path / "all.tsv", PAIRS * 3)
+    corpus = functools.partial(parallel_files.read, train=str(tsv), val=str(tsv), test=str(tsv))
+    dm = TranslationDataModule(
+        "own", corpus, cache_dir=str(tmp_path), cache=False, src_tokenizer="bpe", tgt_tokenizer="bpe",
+        bpe={"vocab_size": 60, "joint": False, "min_frequency": 1},
+    )
+    dm.setup("fit")
+    assert dm.src_tokenizer.spec["model"] != dm.tgt_tokenizer.spec["model"]
+    assert dm.src_vocab is not dm.tgt_vocab
+    assert "▁the" in dm.tgt_vocab.tokens and "▁the" not in dm.src_vocab.tokens  # English pieces only on the English side
+    assert len(list(tmp_path.glob("bpe-*.json"))) == 2
+    with pytest.raises(ValueError, match=r"data.bpe has unknown keys \['size'\]"):
+        TranslationDataModule("own", corpus, cache_dir=str(tmp_path), bpe={"size": 10})

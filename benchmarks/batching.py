@@ -1,0 +1,91 @@
+"""Length-bucketed batches (``data.max_tokens``) vs fixed batches of sentences on ``bible``.
+
+Both samplers batch the same training split; the model is the bible transformer of
+``experiment=bible_transformer`` at a smaller width. Prints the share of padding of each, and the
+useful (non-padding) target tokens per second of training steps, measured in interleaved blocks
+so machine noise hits both alike. Needs the SWORD modules (see README, data=bible).
+
+    python benchmarks/batching.py [--steps N] [--blocks K] [--max-tokens T] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import attnlab.resolvers  # noqa: F401
+from attnlab.data.datamodule import collate
+from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
+from attnlab.tasks import TranslationTask
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=bible_transformer", "arch.d_model=128", "arch.d_ff=512", "paths.output_dir=unused"])
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    task = TranslationTask(
+        arch=cfg.arch, attention=cfg.attention, pos_enc=cfg.pos_enc,
+        src_vocab=dm.src_vocab.tokens, tgt_vocab=dm.tgt_vocab.tokens,
+        **{k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"},
+    )
+    return task, dm
+
+
+def useful_tokens_per_second(task, examples, batches) -> float:
+    optimizer = torch.optim.AdamW(task.parameters(), lr=1e-4)
+    tokens, started = 0, time.perf_counter()
+    for indices in batches:
+        batch = collate([examples[i] for i in indices])
+        loss = task._token_loss(batch, 0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        tokens += int(batch["tgt"][:, 1:].ne(0).sum())
+    return tokens / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=8, help="training steps per block and sampler")
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=4096)
+    parser.add_argument("--batch-size", type=int, default=0, help="sentences per fixed batch (default: the buckets' mean)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    task, dm = build()
+    task.train()
+    examples = dm.splits["train"].examples
+    src = [len(e.src_ids) for e in examples]
+    tgt = [len(e.tgt_ids) for e in examples]
+    lengths = [max(s, t) for s, t in zip(src, tgt)]
+    buckets = list(TokenBucketBatchSampler(lengths, args.max_tokens, shuffle=True, seed=0))
+    batch_size = args.batch_size or round(len(examples) / len(buckets))  # the same number of batches an epoch
+    fixed = list(ShardedBatchSampler(len(examples), batch_size, shuffle=True, seed=0))
+    print(f"train split: {len(examples):,} pairs; {len(buckets)} token-bucketed batches (max_tokens={args.max_tokens}) "
+          f"vs {len(fixed)} batches of {batch_size} sentences")
+    print(f"padding share (source + target positions): buckets {padding_fraction(buckets, src, tgt):.1%}, "
+          f"fixed {padding_fraction(fixed, src, tgt):.1%}")
+    rates = {"buckets": [], "fixed": []}
+    for block in range(args.blocks):
+        for name, batches in (("buckets", buckets), ("fixed", fixed)):
+            chosen = batches[block * args.steps : (block + 1) * args.steps]
+            rates[name].append(useful_tokens_per_second(task, examples, chosen))
+    b, f = statistics.median(rates["buckets"]), statistics.median(rates["fixed"])
+    print(f"useful target tokens/s (median of {args.blocks} blocks of {args.steps} steps): buckets {b:,.0f}, fixed {f:,.0f}, ratio x{b / f:.2f}")
+
+
+if __name__ == "__main__":
+    main()
