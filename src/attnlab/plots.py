@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import matplotlib
@@ -74,7 +75,8 @@ def heatmap_grid_figure(panels: Sequence[Mapping], columns: int = 4, title: Opti
     for ax, panel in zip(axes.flat, panels):
         draw_heatmap(ax, np.asarray(panel["weights"]), panel["output"], panel["source"], panel["label"])
     if title:
-        fig.suptitle(title, fontsize=10)
+        # a long source sentence would run off a narrow figure: wrap it to the figure's width
+        fig.suptitle(textwrap.fill(title, width=int(14 * 4.2 * columns)), fontsize=10)
     fig.tight_layout()
     return fig
 

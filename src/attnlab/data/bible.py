@@ -101,6 +101,7 @@ _CHAPTER_END = re.compile(r"<chapter eID=.*", re.S)  # what follows is end marku
 _DROPPED = re.compile(r"<note\b.*?</note>|<speaker\b.*?</speaker>", re.S)
 # a Strong's-tagged verb and an added enclitic pronoun are one word: "sáca"+"lo" -> "sácalo"
 _ENCLITIC = re.compile(r"(\w+)</w><transChange[^>]*>(lo|la|los|las|le|les|me|te|se|nos|os)</transChange>")
+# the words before an added pronoun in this text that are not verbs: there the pronoun stands alone
 _NOT_VERBS = frozenset("como cuánto dios ellos gentes jehová josué no os que y".split())
 _TOUCHING_ADDED = re.compile(r"</w>(?=<transChange)|</transChange>(?=<w\b)")
 _BLOCK_TAG = re.compile(r"</?(?:l|lg|lb|div|chapter|milestone|p|title|list|item)\b[^>]*>")
