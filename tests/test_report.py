@@ -17,7 +17,11 @@ def make_job(root, num, arch, attention, seed, bleu, status="ok", write_metrics=
         "status": status, "arch": arch, "attention": attention, "pos_enc": "sinusoidal", "data": "numbers", "seed": seed,
         "params": 1000, "run_name": f"{arch}-{attention}-s{seed}", "tokens_per_sec": 100.0 * seed, "wall_time_s": 10.0,
         "metrics": {} if status == "failed" else {"val/bleu": bleu, "test/bleu": bleu - 1, "test/chrf": 50.0, "test/exact_match": 10.0},
-        "bleu_by_length": {"test": [{"bucket": "1-5", "min_len": 1, "n": 3, "bleu": bleu}, {"bucket": "6-10", "min_len": 6, "n": 2, "bleu": bleu / 2}]},
+        "bleu_by_length": {"test": [
+            {"bucket": "1-5", "min_len": 1, "n": 30, "bleu": bleu},
+            {"bucket": "6-10", "min_len": 6, "n": 20, "bleu": bleu / 2},
+            {"bucket": "11-15", "min_len": 11, "n": 3, "bleu": 99.0},  # too few sentences to show
+        ]},
     }
     if status == "failed":
         metrics["error"] = "ConfigError: arch.d_model=30 is not divisible by attention.num_heads=4"
@@ -48,6 +52,8 @@ def test_report_aggregates_seeds_and_names_failed_and_killed_jobs(tmp_path):
     assert "transformer-dot-s1" in failed and "not divisible" in failed
     assert "arch=rnn attention=none seed=1" in failed and "Killed at step 40" in failed
     assert "| rnn / additive / sinusoidal | 45.0 | 22.5 |" in text  # BLEU by length, mean over seeds
+    assert "| configuration | 1-5 | 6-10 |" in text and "11-15" not in text
+    assert "Length buckets with fewer than 20 test sentences are left out." in text
     assert (tmp_path / "bleu_by_length.png").stat().st_size > 1000
     assert (tmp_path / "attention_grid.png").stat().st_size > 1000
 

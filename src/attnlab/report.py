@@ -93,8 +93,9 @@ def fmt(mean: Optional[float], std: Optional[float], key: str) -> str:
     return text + (f" ± {std:,.{digits}f}" if std is not None else "")
 
 
-def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test") -> Dict[str, List[Dict[str, Any]]]:
-    """Per configuration, BLEU per length bucket averaged over its seeds."""
+def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", min_sentences: int = 1) -> Dict[str, List[Dict[str, Any]]]:
+    """Per configuration, BLEU per length bucket averaged over its seeds; buckets with fewer than
+    ``min_sentences`` sentences are left out (a corpus BLEU of three sentences is noise)."""
     series = {}
     for row in rows:
         buckets: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
@@ -105,11 +106,12 @@ def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test") -
             series[row["config"]] = [
                 {"min_len": k, "bucket": v[0]["bucket"], "bleu": statistics.mean(r["bleu"] for r in v), "n": v[0]["n"]}
                 for k, v in sorted(buckets.items())
+                if v[0]["n"] >= min_sentences
             ]
     return series
 
 
-def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str) -> Path:
+def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str, min_bucket: int = 20) -> Path:
     from attnlab import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,10 +140,12 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str) -> P
             lines.append(f"- **{heading}**: {best['config']} ({fmt(*best[key], key)})")
     lines.append("")
 
-    series = bleu_by_length_series(rows)
+    series = bleu_by_length_series(rows, min_sentences=min_bucket)
     if series:
         plots.save(plots.bleu_by_length_figure(series, "test BLEU by source length (cf. Bahdanau et al. 2015, Fig. 2)"), out_dir / "bleu_by_length.png")
         lines += ["## BLEU by source length", "", "![BLEU by source length](bleu_by_length.png)", ""]
+        if min_bucket > 1:
+            lines += [f"Length buckets with fewer than {min_bucket} test sentences are left out.", ""]
         buckets = sorted({(r["min_len"], r["bucket"]) for s in series.values() for r in s})
         lines += ["| configuration | " + " | ".join(b for _, b in buckets) + " |", "|---|" + "---|" * len(buckets)]
         for name, s in sorted(series.items()):
@@ -204,6 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("sweep_dir", nargs="?", type=Path, help="a multirun directory (or any directory of runs)")
     parser.add_argument("--wandb-group", help="ENTITY/PROJECT/GROUP: read the jobs from W&B instead")
     parser.add_argument("--out", type=Path, help="where report.md goes (default: the sweep directory)")
+    parser.add_argument("--min-bucket", type=int, default=20, help="leave out length buckets with fewer test sentences (default 20)")
     args = parser.parse_args(argv)
     if args.wandb_group:
         jobs = jobs_from_wandb(args.wandb_group)
@@ -218,7 +223,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not jobs:
         print(f"attnlab-report: no jobs found (no .hydra/config.yaml under {args.sweep_dir})", file=sys.stderr)
         return 1
-    report = write_report(jobs, out, title)
+    report = write_report(jobs, out, title, min_bucket=args.min_bucket)
     print(f"wrote {report} ({len(jobs)} jobs)")
     return 0
 
