@@ -13,35 +13,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from composed import task_and_data
 
-import attnlab.resolvers  # noqa: F401
 from attnlab.data.datamodule import collate
 from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
-from attnlab.tasks import TranslationTask
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def build():
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=bible_transformer", "arch.d_model=128", "arch.d_ff=512", "paths.output_dir=unused"])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
-    task = TranslationTask(
-        arch=cfg.arch, attention=cfg.attention, pos_enc=cfg.pos_enc,
-        src_vocab=dm.src_vocab.tokens, tgt_vocab=dm.tgt_vocab.tokens,
-        **{k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"},
-    )
-    return task, dm
 
 
 def useful_tokens_per_second(task, examples, batches) -> float:
@@ -65,7 +42,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="sentences per fixed batch (default: the buckets' mean)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    task, dm = build()
+    task, dm = task_and_data(["experiment=bible_transformer", "arch.d_model=128", "arch.d_ff=512"])
     task.train()
     examples = dm.splits["train"].examples
     src = [len(e.src_ids) for e in examples]

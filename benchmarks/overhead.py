@@ -16,18 +16,10 @@ import time
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-from pathlib import Path
+from composed import task_and_data
 
-import attnlab.resolvers  # noqa: F401
 from attnlab.callbacks import TokenThroughput
 from attnlab.data.datamodule import collate
-from attnlab.tasks import TranslationTask
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class StepTimer(L.Callback):
@@ -45,28 +37,13 @@ class StepTimer(L.Callback):
         self._last = None
 
 
-def build(tmp: Path):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.data_dir={tmp}", "paths.output_dir=unused", "paths.log_dir=unused"])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
-    task = TranslationTask(
-        arch=cfg.arch, attention=cfg.attention, pos_enc=cfg.pos_enc,
-        src_vocab=dm.src_vocab.tokens, tgt_vocab=dm.tgt_vocab.tokens,
-        **{k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"},
-    )
-    return task, dm
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per block")
     parser.add_argument("--blocks", type=int, default=4, help="blocks of each, interleaved")
     args = parser.parse_args()
     torch.manual_seed(0)
-    task, dm = build(ROOT / "logs" / "data")
+    task, dm = task_and_data([])  # the default experiment
     examples = dm.splits["train"].examples[: args.steps * dm.batch_size]
     batches = [collate(examples[i : i + dm.batch_size]) for i in range(0, len(examples), dm.batch_size)]
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
