@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Dict
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab.checkpoints import load_translation_task
-from attnlab.checks import ConfigError, DataError
+from attnlab.checks import ConfigError
 from attnlab.metrics import bleu_signature
+from attnlab.pipeline import load_data
 
 SPLITS = ("val", "test")
 
@@ -29,18 +29,14 @@ def evaluate(cfg: DictConfig) -> Dict[str, Any]:
     data_cfg = cfg.data if cfg.get("data") else task.hparams.data
     if not data_cfg:
         raise ConfigError(f"{cfg.ckpt_path} records no data config: pass data=... on the command line")
-    try:
-        datamodule = instantiate(
-            data_cfg,
-            src_vocab=task.hparams.src_vocab,
-            tgt_vocab=task.hparams.tgt_vocab,
-            src_tokenizer=task.hparams.src_tokenizer,  # the checkpoint's own (a trained BPE included)
-            tgt_tokenizer=task.hparams.tgt_tokenizer,
-        )
-        datamodule.prepare_data()
-        datamodule.setup("test")
-    except (FileNotFoundError, ConnectionError, ImportError) as exc:
-        raise DataError(str(exc)) from exc
+    datamodule = load_data(
+        data_cfg,
+        "test",
+        src_vocab=task.hparams.src_vocab,
+        tgt_vocab=task.hparams.tgt_vocab,
+        src_tokenizer=task.hparams.src_tokenizer,  # the checkpoint's own (a trained BPE included)
+        tgt_tokenizer=task.hparams.tgt_tokenizer,
+    )
     output_dir = Path(cfg.paths.output_dir)
     task.output_dir = str(output_dir)
     L.seed_everything(cfg.seed)

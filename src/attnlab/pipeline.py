@@ -94,12 +94,13 @@ def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
     return loggers
 
 
-def load_data(cfg: DictConfig):
-    """The datamodule, set up; unreadable data becomes a DataError that says what to fix."""
+def load_data(data_cfg: DictConfig, stage: str = "fit", **overrides: Any):
+    """The datamodule of ``data_cfg``, set up; unreadable data becomes a DataError that says
+    what to fix, an invalid data setting a ConfigError."""
     try:
-        datamodule = instantiate(cfg.data, shuffle_seed=cfg.seed)  # the run's seed orders the data
+        datamodule = instantiate(data_cfg, **overrides)
         datamodule.prepare_data()
-        datamodule.setup("fit")
+        datamodule.setup(stage)
     except InstantiationException as exc:
         raise ConfigError(str(_root_cause(exc))) from exc
     except DataError:
@@ -167,7 +168,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
         check_required_values(cfg)
-        datamodule = load_data(cfg)
+        datamodule = load_data(cfg.data, shuffle_seed=cfg.seed)  # the run's seed orders the data
         longest = max(datamodule.max_source_len, datamodule.max_target_len)
         check_model_config(cfg, longest, cfg.choices.data)
         try:

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+from attnlab.data.corpus_cache import atomic_writer
+
 CORPUS_VERSION = 2  # bump when the builder's output changes, so cached corpora are rebuilt
 SPANISH, ENGLISH, CHECK = "spaRV1909eb", "engWEB2015eb", "engKJV2006eb"
 PACKAGES = {SPANISH: "sword-text-sparv", ENGLISH: "sword-text-web", CHECK: "sword-text-kjv"}
@@ -230,16 +232,13 @@ COLUMNS = ("split", "book", "chapter", "verse", "es", "en")
 
 
 def write_tsv(verses: Iterable[AlignedVerse], out: Path) -> int:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     count = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_writer(out, newline="") as f:
         writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
         writer.writerow(COLUMNS)
         for v in verses:
             writer.writerow((v.split, v.book, v.chapter, v.verse, v.es, v.en))
             count += 1
-    os.replace(tmp, out)
     return count
 
 

@@ -12,8 +12,9 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterator, List, TextIO, Tuple
 
 Pairs = Dict[str, List[Tuple[str, str]]]
 SPLITS = ("train", "val", "test")
@@ -31,16 +32,28 @@ def cache_path(cache_dir: str | os.PathLike, name: str, generator: Callable, kwa
     return Path(cache_dir) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.tsv"
 
 
-def write_pairs(path: Path, pairs: Pairs) -> None:
+@contextmanager
+def atomic_writer(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file that appears at ``path`` whole or not at all: written to a temporary file
+    beside it, then renamed, so concurrent jobs of a sweep never read half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_pairs(path: Path, pairs: Pairs) -> None:
+    with atomic_writer(path) as f:
         for split in SPLITS:
             for src, tgt in pairs[split]:
                 if "\t" in src + tgt or "\n" in src + tgt:
                     raise ValueError(f"a {split} pair contains a tab or newline: {src!r} -> {tgt!r}")
                 f.write(f"{split}\t{src}\t{tgt}\n")
-    os.replace(tmp, path)
 
 
 def read_pairs(path: Path) -> Pairs:

@@ -164,7 +164,7 @@ class TranslationDataModule(L.LightningDataModule):
             split: [(self.src_tokenizer.tokenize(s), self.tgt_tokenizer.tokenize(t), s, t) for s, t in items]
             for split, items in pairs.items()
         }
-        if self.src_vocab is None and self.tgt_vocab is None and self.bpe["joint"] and self.src_tokenizer is self.tgt_tokenizer:
+        if self.src_vocab is None and self.tgt_vocab is None and self.src_tokenizer is self.tgt_tokenizer:
             # a joint subword model gets one vocabulary: the same piece has the same id on both sides
             joint = Vocab.build([src for src, _, _, _ in tokenized["train"]] + [tgt for _, tgt, _, _ in tokenized["train"]])
             self.src_vocab = self.tgt_vocab = joint

@@ -104,7 +104,7 @@ class TokenBucketBatchSampler(ResumableBatchSampler):
         self.lengths = list(lengths)
         self.max_tokens = max_tokens
         self.window = window
-        self._cache: tuple = (None, None)  # (epoch, batches): __len__ and __iter__ share one packing
+        self._packed: Dict[int, List[List[int]]] = {}  # epoch -> batches: __len__ and __iter__ share one packing
 
     def _pack(self, indices: List[int]) -> List[List[int]]:
         batches, batch, longest = [], [], 0
@@ -120,8 +120,8 @@ class TokenBucketBatchSampler(ResumableBatchSampler):
         return batches
 
     def _epoch_batches(self) -> List[List[int]]:
-        if self._cache[0] == (self.epoch, self.shuffle):
-            return self._cache[1]
+        if self.epoch in self._packed:
+            return self._packed[self.epoch]
         size = len(self.lengths)
         if not self.shuffle:
             batches = self._pack(sorted(range(size), key=lambda i: self.lengths[i]))
@@ -134,7 +134,7 @@ class TokenBucketBatchSampler(ResumableBatchSampler):
             for begin in range(0, size, span):
                 batches += self._pack(sorted(order[begin : begin + span], key=lambda i: self.lengths[i]))
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        self._cache = ((self.epoch, self.shuffle), batches)
+        self._packed = {self.epoch: batches}  # only the current epoch's
         return batches
 
     def _rank_batches(self) -> List[List[int]]:

@@ -7,11 +7,10 @@ decoding gives back the exact text: translations are scored on detokenized strin
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
+from attnlab.data.corpus_cache import atomic_writer
 from attnlab.data.vocab import SPECIALS, UNK
 
 
@@ -50,11 +49,8 @@ def cached_bpe(texts: Sequence[str], vocab_size: int, min_frequency: int, cache_
     if path.exists():
         return path.read_text(encoding="utf-8")
     model = train_bpe(texts, vocab_size, min_frequency)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_writer(path) as f:
         f.write(model)
-    os.replace(tmp, path)  # atomic: concurrent jobs of a sweep never read half a file
     return model
 
 

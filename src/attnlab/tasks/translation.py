@@ -39,6 +39,14 @@ class EvalRecord:
     tokens: int
 
 
+def decoding_settings(decoding: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``decoding`` over the defaults, with its strategy checked."""
+    settings = {**DEFAULT_DECODING, **(decoding or {})}
+    if settings["strategy"] not in STRATEGIES:
+        raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {settings['strategy']!r}")
+    return settings
+
+
 def _plain(value: Any) -> Any:
     """DictConfig -> dict, so hyperparameters load with ``weights_only=True``."""
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
@@ -77,13 +85,11 @@ class TranslationTask(L.LightningModule):
                 "label_smoothing": label_smoothing,
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
-                "decoding": {**DEFAULT_DECODING, **(_plain(decoding) or {})},
+                "decoding": decoding_settings(_plain(decoding)),
                 "data": _plain(data),  # the data config, so eval.py can rebuild the splits
             },
             logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
         )
-        if self.hparams.decoding["strategy"] not in STRATEGIES:
-            raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {self.hparams.decoding['strategy']!r}")
         self.src_vocab = Vocab(src_vocab)
         self.tgt_vocab = Vocab(tgt_vocab)
         self.src_tokenizer = Tokenizer.from_spec(self.hparams.src_tokenizer)
@@ -128,9 +134,7 @@ class TranslationTask(L.LightningModule):
     @torch.no_grad()
     def translate_batch(self, src: torch.Tensor, decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
         """Decode (B, S) source ids; ``decoding`` (strategy, beam_size, alpha) defaults to greedy."""
-        decoding = {**DEFAULT_DECODING, **(decoding or {})}
-        if decoding["strategy"] not in STRATEGIES:
-            raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {decoding['strategy']!r}")
+        decoding = decoding_settings(decoding)
         if decoding["strategy"] == "beam":
             beams = beam_search(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), decoding["beam_size"], decoding["alpha"])
             rows = [hyps[0].tokens for hyps in beams]
