@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import attnlab.resolvers  # noqa: F401  (the config tree's own resolvers)
+import attnlab.run.resolvers  # noqa: F401  (the config tree's own resolvers)
 
 os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
 
@@ -21,19 +21,21 @@ os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
 def main(cfg: DictConfig) -> None:
     from rich.console import Console
 
-    from attnlab.checkpoints import CheckpointError
-    from attnlab.checks import ConfigError, DataError
-    from attnlab.evaluate import evaluate
+    from attnlab.cli.evaluate import evaluate
+    from attnlab.errors import AttnlabError
+    from attnlab.run.console import user_error
 
     try:
         result = evaluate(cfg)
-    except (CheckpointError, ConfigError, DataError) as exc:
-        sys.exit(f"attnlab eval: {exc}")
+    except AttnlabError as exc:
+        sys.exit(user_error(exc, "attnlab eval"))
     console = Console()
-    for key, value in sorted(result["metrics"].items()):
+    for key, value in sorted(result.metrics.items()):
         console.print(f"{key:>22}  {value:.4f}")
-    console.print(f"BLEU signature: {result['bleu_signature']}")
-    console.print(f"hypotheses: {result['hypotheses']}\nmetrics: {Path(result['hypotheses']).parent / 'metrics.json'}")
+    for key, value in sorted(result.extras.items()):
+        if key.endswith("signature"):
+            console.print(f"{key.replace('_', ' ')}: {value}")
+    console.print(f"predictions: {result.extras['predictions']}\nmetrics: {Path(result.output_dir) / 'metrics.json'}")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-import attnlab.resolvers  # noqa: F401  (the config tree's own resolvers)
+import attnlab.run.resolvers  # noqa: F401  (the config tree's own resolvers)
 
 # outputs go under this repository's logs/, wherever the command is run from
 os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
 if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: every rank must pick the same run directory
-    from attnlab.distributed import set_torchrun_run_id
+    from attnlab.run.distributed import set_torchrun_run_id
 
     set_torchrun_run_id()
 
@@ -27,10 +27,10 @@ if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: every rank must pick the sa
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from attnlab.checks import ConfigError, DataError
-    from attnlab.distributed import prepare_ddp_job
-    from attnlab.pipeline import record_failure, train
-    from attnlab.report_console import print_result
+    from attnlab.errors import AttnlabError
+    from attnlab.run.console import print_result, user_error
+    from attnlab.run.distributed import prepare_ddp_job
+    from attnlab.run.pipeline import record_failure, train
 
     restore = lambda: None  # noqa: E731
     try:
@@ -43,10 +43,8 @@ def main(cfg: DictConfig) -> float | None:
             print(f"attnlab: job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             record_failure(cfg, exc)
             return float("nan")
-        if isinstance(exc, ConfigError):
-            sys.exit(f"attnlab: invalid configuration: {exc}")
-        if isinstance(exc, DataError):
-            sys.exit(f"attnlab: data error: {exc}")
+        if isinstance(exc, AttnlabError):
+            sys.exit(user_error(exc))
         raise
     finally:
         restore()
@@ -55,7 +53,7 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:  # DDP ranks > 0 finish the same job silently
         print_result(result)
     metric = cfg.get("optimized_metric")
-    return result["metrics"].get(metric) if metric else None
+    return result.metrics.get(metric) if metric else None
 
 
 if __name__ == "__main__":

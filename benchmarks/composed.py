@@ -1,33 +1,35 @@
-"""A benchmark's task and data, composed from the real config tree like `train.py` does."""
+"""A benchmark's task and data, composed from the real config tree and built the way `train.py`
+builds them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
-import attnlab.resolvers  # noqa: F401
-from attnlab.tasks import TranslationTask
+import attnlab.run.resolvers  # noqa: F401
+from attnlab.data.loading import load_data
+from attnlab.run.pipeline import build_task
+from attnlab.run.setup import config_spec
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("ATTNLAB_ROOT", str(ROOT))  # corpus caches under the repository's logs/, as train.py
 
 
 def task_and_data(overrides: Sequence[str]):
-    """(TranslationTask, set-up datamodule) for ``python train.py <overrides>``."""
+    """(task, set-up datamodule) for ``python train.py <overrides>``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, "paths.output_dir=unused"])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
-    task = TranslationTask(
-        arch=cfg.arch, attention=cfg.attention, pos_enc=cfg.pos_enc,
-        src_vocab=dm.src_vocab.tokens, tgt_vocab=dm.tgt_vocab.tokens,
-        src_tokenizer=dm.src_tokenizer.spec, tgt_tokenizer=dm.tgt_tokenizer.spec,
-        **{k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "_target_"},
-    )
-    return task, dm
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)  # ${hydra:runtime.choices...} as in a real job
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.paths.output_dir = "unused"
+    data_spec = config_spec(cfg.data, "data")
+    dm = load_data(data_spec, "fit")
+    return build_task(cfg, dm, data_spec), dm

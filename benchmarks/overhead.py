@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from composed import task_and_data
 
-from attnlab.callbacks import TokenThroughput
+from attnlab.run.callbacks import TokenThroughput
 from attnlab.data.datamodule import collate
 
 
@@ -58,7 +58,7 @@ def main() -> None:
             if last is not None:
                 times.append(now - last)
             last = now
-            loss = task._token_loss(batch, task.hparams.label_smoothing)
+            loss = task.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(task.parameters(), 1.0)

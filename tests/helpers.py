@@ -1,22 +1,31 @@
-"""Shared helpers: compose the real config tree with tiny budgets, run jobs in-process."""
+"""What the tests share (test modules import only this): the real config tree composed with tiny
+budgets, train.py and the CLIs as subprocesses, W&B read back with `wandb leet`, toy models."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterable
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import attnlab.resolvers  # noqa: F401
+import attnlab.run.resolvers  # noqa: F401
+from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention, NoAttention
+from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.positional import LearnedPositionalEncoding, NoPositionalEncoding, SinusoidalPositionalEncoding
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+BIN = Path(sys.executable).parent
+WANDB_CLI = str(BIN / "wandb")
 
 # small enough to train in seconds, large enough to exercise every code path
 TINY = [
@@ -39,13 +48,14 @@ TINY_ARCH = {
 }
 
 
-def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path | None = None, tiny: bool = True) -> DictConfig:
+def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path | None = None, tiny: bool = True, config_name: str = "train") -> DictConfig:
+    """The config ``python train.py <overrides>`` would run, writing under ``tmp_path``."""
     overrides = list(overrides)
     arch = next((o.split("=", 1)[1] for o in overrides if o.startswith("arch=")), "transformer")
     base = TINY + TINY_ARCH.get(arch, []) if tiny else []
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=base + overrides, return_hydra_config=True)
+        cfg = compose(config_name, overrides=base + overrides, return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]  # a real job's config has none; ${hydra:...} reads HydraConfig instead
@@ -56,14 +66,41 @@ def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path
     return cfg
 
 
-def run_train_cli(args: Iterable[str], cwd: Path, env_extra: dict | None = None, unset: Iterable[str] = (), timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(args: Iterable[str], cwd: Path | None = None, env_extra: dict | None = None, unset: Iterable[str] = (), timeout: int = 600, input: str | None = None) -> subprocess.CompletedProcess:
+    """A command as a user runs it, W&B offline."""
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_ERROR_REPORTING": "false", "WANDB_SILENT": "true", **(env_extra or {})}
     for key in unset:
         env.pop(key, None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-    )
+    return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def run_train_cli(args: Iterable[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    return run_cli([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, **kwargs)
+
+
+def run_eval_cli(args: Iterable[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    return run_cli([sys.executable, str(ROOT / "eval.py"), *args], cwd=cwd, **kwargs)
+
+
+def leet(run_dir: Path, summary: bool = True) -> dict | str:
+    """An offline W&B run read back by ``wandb leet inspect``: the summary as a dict, or (with
+    ``summary=False``) every record as JSON lines."""
+    args = [WANDB_CLI, "leet", "inspect", "--json", str(run_dir)]
+    if summary:
+        args.insert(3, "--summary")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) if summary else out.stdout
+
+
+def only_run_dir(logs: Path, task_name: str = "train") -> Path:
+    runs = list((logs / task_name / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def read_metrics(directory: Path) -> dict:
+    return json.loads((directory / "metrics.json").read_text())
 
 
 class KillAtStep:
@@ -79,3 +116,58 @@ class KillAtStep:
                     os.kill(os.getpid(), 9)
 
         return _Kill()
+
+
+class OutputDtypeProbe:
+    """A Lightning callback for tests: writes the dtype of the task's output (logits) in its first
+    training step to ``<run dir>/logits_dtype.txt``: what autocast really ran."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class _Probe(L.Callback):
+            def on_train_start(self, trainer, pl_module):
+                def record(module, args, output):
+                    Path(trainer.default_root_dir, "logits_dtype.txt").write_text(str(output.dtype))
+                    self.handle.remove()
+
+                self.handle = pl_module.register_forward_hook(record)
+
+        return _Probe()
+
+
+# -- toy encoder-decoders for component tests -------------------------------------------------------
+V, PAD, BOS, EOS = 24, 0, 2, 3
+
+ATTENTION = {
+    "additive": functools.partial(AdditiveAttention, d_attn=16),
+    "dot": functools.partial(DotProductAttention, score="general"),
+    "multihead": functools.partial(MultiHeadAttention, num_heads=4),
+    "none": NoAttention,
+}
+POSITIONAL = {
+    "none": NoPositionalEncoding,
+    "learned": functools.partial(LearnedPositionalEncoding, max_len=32),
+    "sinusoidal": SinusoidalPositionalEncoding,
+}
+
+
+def build(arch, attn="multihead", pos="sinusoidal", dropout=0.0, **kw):
+    if arch == "rnn":
+        kw = {"d_model": 32, "emb_dim": 16, **kw}
+        return RNNSeq2Seq(V, V, ATTENTION[attn], POSITIONAL[pos], PAD, dropout=dropout, **kw)
+    kw = {"d_model": 32, "d_ff": 64, "num_encoder_layers": 2, "num_decoder_layers": 2, **kw}
+    return TransformerSeq2Seq(V, V, ATTENTION[attn], POSITIONAL[pos], PAD, dropout=dropout, **kw)
+
+
+def toy_batch(n=8, seed=0):
+    """Reverse-copy task: target = reversed source; ragged lengths with padding."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 8, (n,), generator=g)
+    src = torch.full((n, 7), PAD)
+    tgt = torch.full((n, 9), PAD)
+    for i, length in enumerate(lengths.tolist()):
+        seq = torch.randint(4, V, (length,), generator=g)
+        src[i, :length] = seq
+        tgt[i, : length + 2] = torch.cat([torch.tensor([BOS]), seq.flip(0), torch.tensor([EOS])])
+    return src, tgt[:, :-1], tgt[:, 1:]

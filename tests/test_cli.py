@@ -1,19 +1,10 @@
 """train.py as a user runs it: a subprocess with W&B offline, read back with `wandb leet`."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-from tests.helpers import TINY, TINY_ARCH, run_train_cli
+import pytest
 
-WANDB_CLI = str(Path(sys.executable).with_name("wandb"))
-
-
-def leet_summary(run_dir: Path) -> dict:
-    out = subprocess.run([WANDB_CLI, "leet", "inspect", "--summary", "--json", str(run_dir)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+from tests.helpers import TINY, TINY_ARCH, leet, run_train_cli
 
 
 def test_train_cli_logs_an_offline_wandb_run(tmp_path):
@@ -28,11 +19,12 @@ def test_train_cli_logs_an_offline_wandb_run(tmp_path):
     metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
     offline = list((run_dirs[0] / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
-    summary = leet_summary(offline[0])
+    summary = leet(offline[0])
     assert {"val/loss", "val/bleu", "test/bleu"} <= set(summary["summary"])
-    assert summary["summary"]["val/bleu"] == metrics["metrics"]["val/bleu"]
+    assert summary["summary"]["val/bleu"] == pytest.approx(metrics["metrics"]["val/bleu"], rel=1e-6)  # W&B holds float32
     config = summary["config"]
-    assert (config["arch"], config["attention"], config["pos_enc"], config["data"]) == ("transformer", "multihead", "sinusoidal", "numbers")
+    assert (config["arch"], config["attention"], config["pos_enc"], config["data"], config["task"]) == ("transformer", "multihead", "sinusoidal", "numbers", "translation")
+    assert config["task_params"]["optimizer"]["_target_"] == "torch.optim.AdamW"
     assert config["params"] == metrics["params"]
     assert "src_vocab" not in config
     assert summary["name"] == config["run_name"] == "transformer-multihead-sinusoidal-numbers-s42"

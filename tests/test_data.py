@@ -9,7 +9,8 @@ import pytest
 from attnlab.data import dates, numbers
 from attnlab.data.corpus_cache import cache_path, load_or_generate, read_pairs
 from attnlab.data.datamodule import TranslationDataModule
-from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Tokenizer, Vocab
+from attnlab.data.tokenization import Tokenizer
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Vocab
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_datamodule_batches_carry_bos_eos_and_texts(tmp_path):
     for row, text in zip(batch["tgt"].tolist(), batch["tgt_text"]):
         assert dm.tgt_tokenizer.detokenize(dm.tgt_vocab.decode(row)) == text or UNK_ID in row
         assert EOS_ID in row
-    assert dm.max_target_len == max(len(e.tgt_ids) for s in dm.splits.values() for e in s.examples)
+    assert dm.longest_sequence == max(max(len(e.src_ids), len(e.tgt_ids)) for s in dm.splits.values() for e in s.examples)
 
 
 # -- subword tokenization ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadA
 from attnlab.decoding import beam_search, greedy_decode, sequence_log_prob
 from attnlab.models import TransformerSeq2Seq
 from attnlab.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
-from tests.test_models import BOS, EOS, PAD, V, build, toy_batch
+from tests.helpers import BOS, EOS, PAD, V, build, toy_batch
 
 TRANSFORMER_ATTENTION = {
     "additive": functools.partial(AdditiveAttention, d_attn=16),

@@ -1,60 +1,20 @@
 """Architectures: every combination trains, causality, the RNN fast path, the encoder heads."""
 
-import functools
-
 import pytest
 import torch
 
-from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention, NoAttention, PositionHook
+from attnlab.attention import PositionHook
 from attnlab.decoding import greedy_decode
-from attnlab.models import MaskedLanguageModel, RNNSeq2Seq, SequenceClassifier, TransformerEncoder, TransformerSeq2Seq
-from attnlab.positional import (
-    LearnedPositionalEncoding,
-    NoPositionalEncoding,
-    PositionalEncoding,
-    SinusoidalPositionalEncoding,
-)
+from attnlab.models import MaskedLanguageModel, SequenceClassifier, TransformerEncoder, TransformerSeq2Seq
+from attnlab.positional import PositionalEncoding
+from tests.helpers import ATTENTION, BOS, EOS, PAD, POSITIONAL, V, build, toy_batch
 
-V, PAD, BOS, EOS = 24, 0, 2, 3
-
-ATTENTION = {
-    "additive": functools.partial(AdditiveAttention, d_attn=16),
-    "dot": functools.partial(DotProductAttention, score="general"),
-    "multihead": functools.partial(MultiHeadAttention, num_heads=4),
-    "none": NoAttention,
-}
-POSITIONAL = {
-    "none": NoPositionalEncoding,
-    "learned": functools.partial(LearnedPositionalEncoding, max_len=32),
-    "sinusoidal": SinusoidalPositionalEncoding,
-}
 COMBINATIONS = [
     (arch, attn, pos)
     for arch in ("rnn", "transformer")
     for attn in ("additive", "dot", "multihead")
     for pos in POSITIONAL
 ] + [("rnn", "none", pos) for pos in POSITIONAL]
-
-
-def build(arch, attn="multihead", pos="sinusoidal", dropout=0.0, **kw):
-    if arch == "rnn":
-        kw = {"d_model": 32, "emb_dim": 16, **kw}
-        return RNNSeq2Seq(V, V, ATTENTION[attn], POSITIONAL[pos], PAD, dropout=dropout, **kw)
-    kw = {"d_model": 32, "d_ff": 64, "num_encoder_layers": 2, "num_decoder_layers": 2, **kw}
-    return TransformerSeq2Seq(V, V, ATTENTION[attn], POSITIONAL[pos], PAD, dropout=dropout, **kw)
-
-
-def toy_batch(n=8, seed=0):
-    """Reverse-copy task: target = reversed source; ragged lengths with padding."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(3, 8, (n,), generator=g)
-    src = torch.full((n, 7), PAD)
-    tgt = torch.full((n, 9), PAD)
-    for i, length in enumerate(lengths.tolist()):
-        seq = torch.randint(4, V, (length,), generator=g)
-        src[i, :length] = seq
-        tgt[i, : length + 2] = torch.cat([torch.tensor([BOS]), seq.flip(0), torch.tensor([EOS])])
-    return src, tgt[:, :-1], tgt[:, 1:]
 
 
 def loss_of(model, src, tgt_in, tgt_out):

@@ -123,8 +123,8 @@ def test_hub_dataset_with_hf_hub_offline_and_no_cached_copy_fails_at_once(tmp_pa
 
 def test_own_files_train_with_bpe_and_the_checkpoint_carries_the_tokenizer(tmp_path):
     """parallel_files + BPE through the real pipeline; the checkpoint alone then translates."""
-    from attnlab.checkpoints import load_translation_task
-    from attnlab.pipeline import train
+    from attnlab.run.pipeline import train
+    from attnlab.tasks import load_task
     from tests.helpers import TINY_ARCH, compose_config
 
     words = ["perro", "gato", "casa", "libro", "rojo", "grande", "come", "duerme"]
@@ -151,12 +151,12 @@ def test_own_files_train_with_bpe_and_the_checkpoint_carries_the_tokenizer(tmp_p
         tiny=False,
     )
     result = train(cfg)
-    assert result["status"] == "ok" and result["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
-    assert list((tmp_path / "data").glob("bpe-*.json"))  # the trained model is cached
-    task = load_translation_task(result["best_checkpoint"])
-    assert task.src_tokenizer.kind == "bpe" and task.src_tokenizer.spec["model"] == task.hparams.src_tokenizer["model"]
-    assert task.src_tokenizer.tokenize("perro gato") == ["▁perro", "▁gato"]
-    (out,) = task.translate(["perro gato"])
+    assert result.status == "ok" and result.extras["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    (cached,) = (tmp_path / "data").glob("bpe-*.json")  # the trained model is cached ...
+    translator = load_task(result.checkpoint).translator  # ... and the checkpoint carries it
+    assert translator.src_tokenizer.kind == "bpe" and translator.src_tokenizer.spec["model"] == cached.read_text(encoding="utf-8")
+    assert translator.src_tokenizer.tokenize("perro gato") == ["▁perro", "▁gato"]
+    (out,) = translator.translate(["perro gato"])
     assert "▁" not in out  # detokenized before it is scored or shown
     hypotheses = (tmp_path / "out" / "test_hypotheses.txt").read_text(encoding="utf-8").splitlines()
     assert len(hypotheses) == len(pairs) and not any("▁" in h for h in hypotheses)

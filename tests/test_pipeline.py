@@ -1,14 +1,15 @@
 """The Hydra + Lightning pipeline in-process: every combination, errors, reproducibility, checkpoints."""
 
-import json
+import math
 
 import pytest
 import torch
 
-from attnlab.checks import ConfigError
-from attnlab.pipeline import train
-from attnlab.tasks import TranslationTask
-from tests.helpers import compose_config
+from attnlab.data.corpus_cache import read_pairs
+from attnlab.errors import ConfigError
+from attnlab.run.pipeline import train
+from attnlab.tasks import TranslationTask, load_task
+from tests.helpers import TINY, compose_config, read_metrics
 
 COMBINATIONS = [
     [f"arch={arch}", f"attention={attn}", f"pos_enc={pos}"]
@@ -18,45 +19,77 @@ COMBINATIONS = [
 ] + [["arch=rnn", "attention=none", f"pos_enc={pos}"] for pos in ("none", "learned", "sinusoidal")]
 
 
+def cached_split(data_dir, name, split, size):
+    """The sources of a split of the corpus cache that a tiny run generated."""
+    cache = next(p for p in data_dir.glob(f"{name}-*.tsv") if len(read_pairs(p)[split]) == size)
+    return read_pairs(cache)[split]
+
+
 @pytest.mark.parametrize("overrides", COMBINATIONS, ids=lambda o: "-".join(x.split("=")[1] for x in o))
 def test_every_combination_composes_and_trains(overrides, tmp_path, data_dir):
     cfg = compose_config(tmp_path, overrides, data_dir)
     result = train(cfg)
-    assert result["global_step"] == 3
-    assert (result["arch"], result["attention"], result["pos_enc"]) == tuple(o.split("=")[1] for o in overrides)
+    assert result.global_step == 3
+    assert (result.choices["arch"], result.choices["attention"], result.choices["pos_enc"]) == tuple(o.split("=")[1] for o in overrides)
     for key in ("val/loss", "val/bleu", "val/chrf", "val/exact_match", "test/loss", "test/bleu", "test/chrf"):
-        assert key in result["metrics"] and result["metrics"][key] == result["metrics"][key]  # present, not NaN
-    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert written["metrics"] == pytest.approx(result["metrics"])
-    assert written["params"] > 0 and written["tokens_per_sec"] is not None and written["wall_time_s"] > 0
+        assert math.isfinite(result.metrics[key]), key
+    assert 0.0 <= result.metrics["test/bleu"] <= 100.0 and result.metrics["val/loss"] > 0
+    written = read_metrics(tmp_path / "out")
+    assert written["metrics"] == pytest.approx(result.metrics)
+    assert written["params"] > 0 and written["tokens_per_sec"] > 0 and written["wall_time_s"] > 0
+    assert written["report_columns"][0] == ["val BLEU", "val/bleu", True]
     assert len((tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines()) == 24
+    assert len((tmp_path / "out" / "val_hypotheses.txt").read_text().splitlines()) == 24
 
 
 @pytest.mark.parametrize("variant", ["attention.score=general", "attention.score=dot", "arch.cell=lstm", "arch.decoder=bahdanau", "arch.input_feeding=true"])
 def test_rnn_variants_train(variant, tmp_path, data_dir):
     attention = "dot" if variant.startswith("attention.score") else "additive"
     cfg = compose_config(tmp_path, ["arch=rnn", f"attention={attention}", variant], data_dir)
-    assert train(cfg)["global_step"] == 3
+    assert train(cfg).global_step == 3
 
 
 @pytest.mark.parametrize("variant", ["arch.norm=pre", "arch.tie_embeddings=false"])
 def test_transformer_variants_train(variant, tmp_path, data_dir):
-    assert train(compose_config(tmp_path, [variant], data_dir))["global_step"] == 3
+    assert train(compose_config(tmp_path, [variant], data_dir)).global_step == 3
 
 
-@pytest.mark.parametrize("debug", ["fdr", "overfit"])
-def test_debug_configs(debug, tmp_path, data_dir):
-    overrides = [f"debug={debug}"] + (["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1"] if debug == "overfit" else [])
-    cfg = compose_config(tmp_path, overrides, data_dir)
+def test_any_torch_optimizer_is_one_override_away(tmp_path, data_dir):
+    cfg = compose_config(tmp_path, ["task.optimizer._target_=torch.optim.SGD", "~task.optimizer.betas", "~task.optimizer.weight_decay", "task.optimizer.lr=0.5"], data_dir)
     result = train(cfg)
-    assert result["global_step"] >= 1
-    if debug == "overfit":
-        assert cfg.trainer.overfit_batches == 1 and "early_stopping" not in cfg.callbacks or cfg.callbacks.early_stopping is None
+    payload = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    (state,) = payload["optimizer_states"]
+    group = state["param_groups"][0]
+    assert "nesterov" in group and "betas" not in group  # SGD's settings, not AdamW's
+
+
+def test_debug_fdr_runs_one_small_batch_of_every_loop(tmp_path, data_dir):
+    corpus = [o for o in TINY if o.startswith("data.corpus")]  # the debug config's own batch sizes
+    result = train(compose_config(tmp_path, ["debug=fdr", "logger=none", *corpus], data_dir, tiny=False))
+    assert result.global_step == 1
+    # one batch of 4 sentences in validation and in the test
+    assert len((tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines()) == 4
+    assert "val/bleu" in result.metrics and "test/bleu" in result.metrics
+
+
+def test_debug_overfit_memorises_one_batch(tmp_path, data_dir):
+    """The overfit config must drive a (tiny) model to reproduce its one training batch exactly."""
+    overrides = [
+        "debug=overfit", "data.batch_size=8", "trainer.max_epochs=150", "trainer.check_val_every_n_epoch=150",
+        "task.optimizer.lr=3e-3", "arch.dropout=0.0", "attention.dropout=0.0", "task.max_len_b=10",
+    ]
+    cfg = compose_config(tmp_path, overrides, data_dir)
+    assert cfg.trainer.overfit_batches == 1 and cfg.callbacks.get("early_stopping") is None
+    result = train(cfg)
+    assert result.global_step == 150
+    batch = cached_split(data_dir, "numbers", "train", 96)[:8]  # unshuffled: the first batch
+    translator = load_task(tmp_path / "out" / "checkpoints" / "last.ckpt").translator
+    assert translator.translate([s for s, _ in batch]) == [t for _, t in batch]
 
 
 def test_dates_data_trains(tmp_path, data_dir):
     result = train(compose_config(tmp_path, ["data=dates"], data_dir))
-    assert result["data"] == "dates" and result["global_step"] == 3
+    assert result.choices["data"] == "dates" and result.global_step == 3
 
 
 @pytest.mark.parametrize(
@@ -67,6 +100,7 @@ def test_dates_data_trains(tmp_path, data_dir):
         (["pos_enc=learned", "pos_enc.max_len=8"], r"pos_enc.max_len=8 is shorter than the longest sequence of data=numbers \(\d+ tokens\); raise pos_enc.max_len"),
         (["attention=dot", "attention.score=cosine"], r"attention.score must be one of dot, general, scaled"),
         (["arch=rnn", "arch.cell=transformer"], r"arch.cell must be one of gru, lstm"),
+        (["attention._target_=collections.OrderedDict"], r"attention._target_=collections.OrderedDict is not a registered attnlab component"),
     ],
 )
 def test_invalid_settings_fail_before_training_naming_the_key(overrides, message, tmp_path, data_dir):
@@ -80,34 +114,34 @@ def test_invalid_settings_fail_before_training_naming_the_key(overrides, message
 def test_same_seed_same_metrics_and_seed_changes_model_not_data(tmp_path, data_dir):
     def run(name, seed):
         cfg = compose_config(tmp_path / name, [f"seed={seed}", "trainer.max_epochs=2"], data_dir)
-        return train(cfg)["metrics"]
+        return train(cfg).metrics
 
-    first, second, other = run("a", 7), run("b", 7), run("c", 8)
+    first = run("a", 7)
+    corpora = sorted(p.name for p in data_dir.glob("numbers-*.tsv"))
+    second, other = run("b", 7), run("c", 8)
     assert first == second
     assert first["val/loss"] != other["val/loss"]
-    # the corpus depends on data.seed only: one cache file serves every model seed
-    assert len(list(data_dir.glob("numbers-*.tsv"))) >= 1
-    assert len({p.name for p in data_dir.glob("numbers-*.tsv")}) == len(list(data_dir.glob("numbers-*.tsv")))
+    # the corpus depends on data.seed only: the run with another model seed made no new cache file
+    assert sorted(p.name for p in data_dir.glob("numbers-*.tsv")) == corpora
 
 
 def test_checkpoint_alone_translates_with_weights_only_loading(tmp_path, data_dir):
     cfg = compose_config(tmp_path, ["trainer.max_epochs=2"], data_dir)
     result = train(cfg)
-    ckpt = result["best_checkpoint"]
-    assert ckpt and ckpt.endswith(".ckpt")
-    payload = torch.load(ckpt, map_location="cpu", weights_only=True)  # no pickled code
+    assert result.checkpoint and result.checkpoint.endswith(".ckpt")
+    payload = torch.load(result.checkpoint, map_location="cpu", weights_only=True)  # no pickled code
     hp = payload["hyper_parameters"]
     assert hp["src_vocab"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"] and len(hp["tgt_vocab"]) > 20
-    task = TranslationTask.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-    out = task.translate(["veintiún mil", "ciento un millones"])
+    assert hp["attention"] == {"_component_": "attention/multihead", "num_heads": 4, "dropout": 0.1}  # names, not code
+    assert hp["data"]["corpus"]["_component_"] == "corpus/numbers"
+    # Lightning's own loader works too: the hyperparameters rebuild the model through the registry
+    task = TranslationTask.load_from_checkpoint(result.checkpoint, map_location="cpu", weights_only=True)
+    out = task.translator.translate(["veintiún mil", "ciento un millones"])
     assert len(out) == 2 and all(isinstance(s, str) for s in out)
     # the same weights produce the same hypotheses as the run's own test pass
     hyps = (tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines()
-    from attnlab.data.corpus_cache import read_pairs
-
-    cache = next(p for p in data_dir.glob("numbers-*.tsv") if len(read_pairs(p)["test"]) == 24)
-    sources = [s for s, _ in read_pairs(cache)["test"]]
-    assert task.translate(sources) == hyps  # one batch of 24, as in the test pass
+    sources = [s for s, _ in cached_split(data_dir, "numbers", "test", 24)]
+    assert task.translator.translate(sources) == hyps  # one batch of 24, as in the test pass
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "csv"])
@@ -121,7 +155,8 @@ def test_tensorboard_and_csv_loggers_write_their_files(logger, tmp_path, data_di
         from csv import DictReader
 
         rows = list(DictReader(next((out / "csv").rglob("metrics.csv")).open()))
-        assert any(r.get("val/bleu") for r in rows) and any(r.get("train/loss") for r in rows)
+        logged = [float(r["val/bleu"]) for r in rows if r.get("val/bleu")]
+        assert logged and logged[-1] == pytest.approx(result.metrics["val/bleu"], abs=1e-3)
+        assert any(r.get("train/loss") for r in rows)
         hparams = next((out / "csv").rglob("hparams.yaml")).read_text()
         assert "arch: transformer" in hparams
-    assert result["metrics"]["val/bleu"] >= 0

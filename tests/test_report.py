@@ -2,10 +2,12 @@
 
 import json
 
-from attnlab.report import aggregate, load_jobs, main
+from attnlab.cli.report import aggregate, load_jobs, main
+from attnlab.run.results import RunResult
+from attnlab.tasks import TranslationTask
 
 
-def make_job(root, num, arch, attention, seed, bleu, status="ok", write_metrics=True):
+def make_job(root, num, arch, attention, seed, bleu, status="ok", write_metrics=True, legacy=False):
     job = root / str(num)
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "config.yaml").write_text("seed: 1\n")
@@ -13,30 +15,38 @@ def make_job(root, num, arch, attention, seed, bleu, status="ok", write_metrics=
     if not write_metrics:
         (job / "train.log").write_text("starting\nKilled at step 40\n")
         return
-    metrics = {
-        "status": status, "arch": arch, "attention": attention, "pos_enc": "sinusoidal", "data": "numbers", "seed": seed,
-        "params": 1000, "run_name": f"{arch}-{attention}-s{seed}", "tokens_per_sec": 100.0 * seed, "wall_time_s": 10.0,
-        "metrics": {} if status == "failed" else {"val/bleu": bleu, "test/bleu": bleu - 1, "test/chrf": 50.0, "test/exact_match": 10.0},
-        "bleu_by_length": {"test": [
-            {"bucket": "1-5", "min_len": 1, "n": 30, "bleu": bleu},
-            {"bucket": "6-10", "min_len": 6, "n": 20, "bleu": bleu / 2},
-            {"bucket": "11-15", "min_len": 11, "n": 3, "bleu": 99.0},  # too few sentences to show
-        ]},
-    }
-    if status == "failed":
-        metrics["error"] = "ConfigError: arch.d_model=30 is not divisible by attention.num_heads=4"
-    (job / "metrics.json").write_text(json.dumps(metrics))
+    by_length = {"test": [
+        {"bucket": "1-5", "min_len": 1, "n": 30, "bleu": bleu},
+        {"bucket": "6-10", "min_len": 6, "n": 20, "bleu": bleu / 2},
+        {"bucket": "11-15", "min_len": 11, "n": 3, "bleu": 99.0},  # too few sentences to show
+    ]}
+    result = RunResult(
+        status=status, task="translation", choices={"arch": arch, "attention": attention, "pos_enc": "sinusoidal", "data": "numbers"},
+        seed=seed, params=1000, run_name=f"{arch}-{attention}-s{seed}", tokens_per_sec=100.0 * seed, wall_time_s=10.0,
+        metrics={} if status == "failed" else {"val/bleu": bleu, "test/bleu": bleu - 1, "test/chrf": 50.0, "test/exact_match": 10.0},
+        extras={"bleu_by_length": by_length}, report_columns=[list(c) for c in TranslationTask.report_columns],
+        error="ConfigError: arch.d_model=30 is not divisible by attention.num_heads=4" if status == "failed" else None,
+    )
+    if legacy:  # attnlab 0.1's layout: choices and extras at the top level, no report columns
+        data = {**result.to_dict(), **result.choices, "bleu_by_length": by_length}
+        for key in ("choices", "extras", "report_columns", "task", "kind"):
+            data.pop(key)
+        (job / "metrics.json").write_text(json.dumps(data))
+    else:
+        result.write(job)
     (job / "attention_example.json").write_text(json.dumps({"source": ["uno", "<eos>"], "output": ["one", "<eos>"], "weights": [[0.9, 0.1], [0.2, 0.8]]}))
 
 
 def test_report_aggregates_seeds_and_names_failed_and_killed_jobs(tmp_path):
     make_job(tmp_path, 0, "rnn", "additive", 1, 40.0)
-    make_job(tmp_path, 1, "rnn", "additive", 2, 50.0)
+    make_job(tmp_path, 1, "rnn", "additive", 2, 50.0, legacy=True)  # an older sweep's file still reads
     make_job(tmp_path, 2, "transformer", "multihead", 1, 90.0)
     make_job(tmp_path, 3, "transformer", "dot", 1, 0.0, status="failed")
     make_job(tmp_path, 4, "rnn", "none", 1, 0.0, write_metrics=False)
+    make_job(tmp_path, 5, "rnn", "dot", 1, 0.0, write_metrics=False)
+    (tmp_path / "5" / "metrics.json").write_text('{"status": "ok", "metr')  # cut off mid-write
     jobs = load_jobs(tmp_path)
-    assert len(jobs) == 5
+    assert len(jobs) == 6
     rows = aggregate(jobs)
     assert [r["config"] for r in rows] == ["rnn / additive / sinusoidal", "transformer / multihead / sinusoidal"]
     mean, std = rows[0]["val/bleu"]
@@ -45,12 +55,13 @@ def test_report_aggregates_seeds_and_names_failed_and_killed_jobs(tmp_path):
 
     assert main([str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
-    assert "5 jobs: 3 finished, 2 failed." in text
+    assert "6 jobs: 3 finished, 3 failed." in text
     assert "| rnn / additive / sinusoidal | 1,2 | 1,000 | 45.00 ± 7.07 | 44.00 ± 7.07 |" in text
     assert "- **test BLEU**: transformer / multihead / sinusoidal (89.00)" in text
     failed = text.split("## Failed jobs")[1]
     assert "transformer-dot-s1" in failed and "not divisible" in failed
     assert "arch=rnn attention=none seed=1" in failed and "Killed at step 40" in failed
+    assert f"unreadable {tmp_path / '5' / 'metrics.json'}" in failed  # the corrupt file is named
     assert "| rnn / additive / sinusoidal | 45.0 | 22.5 |" in text  # BLEU by length, mean over seeds
     assert "| configuration | 1-5 | 6-10 |" in text and "11-15" not in text
     assert "Length buckets with fewer than 20 test sentences are left out." in text

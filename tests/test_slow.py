@@ -17,9 +17,9 @@ def test_every_combination_runs_from_the_command_line_with_fast_dev_run(tmp_path
     baseline = run_train_cli(["-m", "arch=rnn", "attention=none", "pos_enc=none,learned,sinusoidal", *common], cwd=tmp_path, timeout=600)
     assert baseline.returncode == 0, baseline.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (tmp_path / "logs").rglob("metrics.json")]
-    combos = {(r["arch"], r["attention"], r["pos_enc"]) for r in results}
+    combos = {(r["choices"]["arch"], r["choices"]["attention"], r["choices"]["pos_enc"]) for r in results}
     assert len(results) == 21 and len(combos) == 21
-    assert all("test/bleu" in r["metrics"] for r in results)
+    assert all(r["status"] == "ok" and "test/bleu" in r["metrics"] for r in results)
 
 
 def test_seeded_cli_runs_are_reproducible(tmp_path):

@@ -2,26 +2,15 @@
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import TINY, compose_config, run_train_cli
+from tests.helpers import BIN, TINY, compose_config, leet, run_cli, run_train_cli
 
-WANDB_CLI = str(Path(sys.executable).with_name("wandb"))
 SWEEP_TINY = [a for a in TINY if a != "logger=none"] + ["arch.d_model=32"]
-
-
-def leet(run_dir: Path, summary: bool) -> str:
-    args = [WANDB_CLI, "leet", "inspect", "--json", str(run_dir)]
-    if summary:
-        args.insert(3, "--summary")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
 
 
 def sweep_dir(log_dir: Path, task_name: str = "train") -> Path:
@@ -39,7 +28,7 @@ def test_four_job_multirun_gives_four_grouped_wandb_runs_and_a_report(tmp_path):
     assert len(metrics) == 4
     runs = sorted(sweep.glob("*/wandb/offline-run-*"))
     assert len(runs) == 4  # one W&B run per job: nothing merged
-    summaries = [json.loads(leet(r, summary=True)) for r in runs]
+    summaries = [leet(r) for r in runs]
     combos = {(s["config"]["arch"], s["config"]["attention"]) for s in summaries}
     assert combos == {("rnn", "additive"), ("rnn", "multihead"), ("transformer", "additive"), ("transformer", "multihead")}
     for s in summaries:
@@ -53,7 +42,7 @@ def test_four_job_multirun_gives_four_grouped_wandb_runs_and_a_report(tmp_path):
     # each run keeps its heatmaps as PNG files too
     assert all(list(p.parent.glob("heatmaps/cross_example_0.png")) for p in metrics)
 
-    report = subprocess.run([sys.executable, "-m", "attnlab.report", str(sweep)], capture_output=True, text=True, timeout=300)
+    report = run_cli([BIN / "attnlab-report", sweep])
     assert report.returncode == 0, report.stderr
     text = (sweep / "report.md").read_text()
     table_rows = [line for line in text.splitlines() if re.match(r"\| (rnn|transformer) / ", line) and "BLEU" not in line]
@@ -71,7 +60,7 @@ def test_a_failing_job_does_not_stop_the_sweep_and_the_report_names_it(tmp_path)
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
     assert results["0"]["status"] == "ok" and "test/bleu" in results["0"]["metrics"]
     assert results["1"]["status"] == "failed" and "attention.num_heads=3" in results["1"]["error"]
-    report = subprocess.run([sys.executable, "-m", "attnlab.report", str(sweep)], capture_output=True, text=True, timeout=300)
+    report = run_cli([BIN / "attnlab-report", sweep])
     assert report.returncode == 0, report.stderr
     text = (sweep / "report.md").read_text()
     assert "1 finished, 1 failed" in text
@@ -119,10 +108,10 @@ def test_ablation_experiment_covers_the_grid_and_the_baseline(tmp_path):
     from hydra.core.hydra_config import HydraConfig
 
     params = HydraConfig.get().sweeper.params
-    combos = params["+combo"].split(",")
+    combos = params["+arch_attention"].split(",")
     assert len(combos) * len(params["pos_enc"].split(",")) == 14
     assert "rnn_none" in combos and {"transformer_additive", "transformer_dot", "transformer_multihead"} <= set(combos)
     for combo in combos:
         arch, attention = combo.split("_")
-        cfg = compose_config(tmp_path, ["experiment=ablation", f"+combo={combo}"], tiny=False)
+        cfg = compose_config(tmp_path, ["experiment=ablation", f"+arch_attention={combo}"], tiny=False)
         assert (cfg.choices.arch, cfg.choices.attention) == (arch, attention)

@@ -1,30 +1,87 @@
-"""Corpus-level translation metrics on detokenized strings (sacrebleu)."""
+"""Translation metrics: corpus BLEU and chrF (sacrebleu, on detokenized strings), exact match,
+and BLEU by source length (Bahdanau et al. 2015, Fig. 2).
+
+The corpus metrics are ``torchmetrics`` objects, so their state is summed across batches and DDP
+ranks the way every Lightning user expects. Their state is sacrebleu's own sufficient statistics
+(n-gram matches and totals, lengths), so the score equals ``sacrebleu.corpus_bleu`` /
+``corpus_chrf`` on the same sentences exactly, whichever way they were split into batches or ranks.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
 import sacrebleu
+import torch
+from torchmetrics import Metric
 
 
-def translation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> Dict[str, float]:
-    """BLEU and chrF (0-100, sacrebleu defaults) and exact match (percent of identical strings)."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
-    if not references:
-        return {"bleu": 0.0, "chrf": 0.0, "exact_match": 0.0}
-    return {
-        "bleu": sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score,
-        "chrf": sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score,
-        "exact_match": 100.0 * sum(h == r for h, r in zip(hypotheses, references)) / len(references),
-    }
+class SacreCorpusMetric(Metric):
+    """A sacrebleu corpus metric whose per-sentence statistics are summed as metric state."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, scorer: sacrebleu.metrics.base.Metric, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.scorer = scorer
+        width = len(scorer._extract_corpus_statistics(["a"], [["a"]])[0])
+        self.add_state("stats", default=torch.zeros(width, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, hypotheses: Sequence[str], references: Sequence[str]) -> None:
+        if len(hypotheses) != len(references):
+            raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+        if hypotheses:
+            per_sentence = self.scorer._extract_corpus_statistics(list(hypotheses), [list(references)])
+            self.stats += torch.tensor(per_sentence, dtype=torch.int64).sum(dim=0)
+
+    def compute(self) -> torch.Tensor:
+        if not bool(self.stats.any()):
+            return torch.tensor(0.0, dtype=torch.float64)
+        score = self.scorer._compute_score_from_stats([int(v) for v in self.stats.tolist()]).score
+        return torch.tensor(score, dtype=torch.float64)
+
+    def signature(self) -> str:
+        return str(self.scorer.get_signature())
+
+
+class CorpusBLEU(SacreCorpusMetric):
+    """sacrebleu's default corpus BLEU (13a tokenisation, exponential smoothing), 0-100."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(sacrebleu.BLEU(), **kwargs)
+
+
+class CorpusChrF(SacreCorpusMetric):
+    """sacrebleu's default chrF (character 6-grams, beta 2), 0-100."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(sacrebleu.CHRF(), **kwargs)
+
+
+class ExactMatch(Metric):
+    """Percent of hypotheses identical to their reference."""
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.add_state("matches", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, hypotheses: Sequence[str], references: Sequence[str]) -> None:
+        self.matches += sum(h == r for h, r in zip(hypotheses, references))
+        self.total += len(references)
+
+    def compute(self) -> torch.Tensor:
+        total = int(self.total)
+        return torch.tensor(100.0 * int(self.matches) / total if total else 0.0, dtype=torch.float64)
 
 
 def bleu_signature() -> str:
-    """sacrebleu's signature of the BLEU computed by ``translation_scores``."""
-    bleu = sacrebleu.BLEU()
-    bleu.corpus_score(["a"], [["a"]])  # the signature counts references, known after a score
-    return str(bleu.get_signature())
+    """sacrebleu's signature of the BLEU computed by :class:`CorpusBLEU`."""
+    return CorpusBLEU().signature()
 
 
 def length_bucket(length: int, width: int = 5) -> str:

@@ -1,6 +1,7 @@
-"""Datasets, tokenizers and the datamodule. Data code never imports models or tasks."""
+"""Datasets, tokenizers and datamodules. Data code never imports models or tasks."""
 
-from attnlab.data.vocab import Tokenizer, Vocab
+from attnlab.data.tokenization import Tokenizer
+from attnlab.data.vocab import Vocab
 
 __all__ = ["Tokenizer", "TranslationDataModule", "Vocab"]
 

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from attnlab.data.corpus_cache import SPLITS, Pairs, ensure_cached, read_pairs
 from attnlab.data.sampling import ResumableBatchSampler, ShardedBatchSampler, TokenBucketBatchSampler
 from attnlab.data.subword import cached_bpe
-from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
+from attnlab.data.tokenization import Tokenizer
+from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 
 
 DEFAULT_BPE = {"vocab_size": 8000, "min_frequency": 2, "joint": True}
@@ -181,12 +182,10 @@ class TranslationDataModule(L.LightningDataModule):
         }
 
     @property
-    def max_source_len(self) -> int:
-        return max(len(e.src_ids) for ds in self.splits.values() for e in ds.examples)
-
-    @property
-    def max_target_len(self) -> int:
-        return max(len(e.tgt_ids) for ds in self.splits.values() for e in ds.examples)
+    def longest_sequence(self) -> int:
+        """Tokens of the longest source or target (with BOS/EOS) in any split: what a learned
+        positional table must cover."""
+        return max(max(len(e.src_ids), len(e.tgt_ids)) for ds in self.splits.values() for e in ds.examples)
 
     def batch_sampler(self, split: str, train: bool) -> ResumableBatchSampler:
         dataset = self.splits[split]
@@ -195,8 +194,8 @@ class TranslationDataModule(L.LightningDataModule):
         if max_tokens:
             # a batch costs its longest source and its longest target: bucket on the longer side
             lengths = [max(len(e.src_ids), len(e.tgt_ids)) for e in dataset.examples]
-            return TokenBucketBatchSampler(lengths, max_tokens, shuffle, seed=self.shuffle_seed)
-        return ShardedBatchSampler(len(dataset), self.batch_size if train else self.eval_batch_size, shuffle, seed=self.shuffle_seed)
+            return TokenBucketBatchSampler(lengths, max_tokens, shuffle, seed=self.shuffle_seed, pad=train)
+        return ShardedBatchSampler(len(dataset), self.batch_size if train else self.eval_batch_size, shuffle, seed=self.shuffle_seed, pad=train)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         return DataLoader(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from attnlab.checks import DataError
+from attnlab.errors import DataError
 from attnlab.data.corpus_cache import SPLITS, Pairs
 
 log = logging.getLogger(__name__)

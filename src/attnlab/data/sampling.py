@@ -65,25 +65,28 @@ class ResumableBatchSampler(Sampler[List[int]]):
 
 
 class ShardedBatchSampler(ResumableBatchSampler):
-    """``batch_size`` sentences a batch. Like DistributedSampler, the order is padded with repeats
-    so every rank gets the same number of batches (evaluation removes the repeats by index)."""
+    """``batch_size`` sentences a batch. With ``pad`` (training), like DistributedSampler, the order
+    is padded with repeats so every rank gets the same number of batches; without it (evaluation)
+    every example is seen exactly once, on one rank, so summed metrics are exact."""
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0, pad: bool = True):
         super().__init__(shuffle, seed)
         self.size = size
         self.batch_size = batch_size
+        self.pad = pad
 
     def _rank_batches(self) -> List[List[int]]:
         order = torch.randperm(self.size, generator=self._generator()).tolist() if self.shuffle else list(range(self.size))
         rank, world = rank_and_world()
-        total = math.ceil(self.size / world) * world
+        total = math.ceil(self.size / world) * world if self.pad else self.size
         order += order[: total - self.size]
         mine = order[rank:total:world]
         return [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
 
     def __len__(self) -> int:  # without building the epoch's order
-        _, world = rank_and_world()
-        return math.ceil(math.ceil(self.size / world) / self.batch_size)
+        rank, world = rank_and_world()
+        mine = math.ceil(self.size / world) if self.pad else len(range(rank, self.size, world))
+        return math.ceil(mine / self.batch_size)
 
 
 class TokenBucketBatchSampler(ResumableBatchSampler):
@@ -93,11 +96,13 @@ class TokenBucketBatchSampler(ResumableBatchSampler):
     Shuffled examples are cut into windows of ``window`` batches' worth, sorted by length inside
     each window, packed, and the batches shuffled: batches are near padding-free yet differ from
     epoch to epoch. Without shuffling the whole split is sorted (evaluation: least padding).
-    Whole batches are dealt to the ranks in turn (padded with repeats to an equal count).
+    Whole batches are dealt to the ranks in turn (with ``pad``, padded with repeats to an equal
+    count; without it, for evaluation, every batch is used once).
     """
 
-    def __init__(self, lengths: Sequence[int], max_tokens: int, shuffle: bool, seed: int = 0, window: int = 100):
+    def __init__(self, lengths: Sequence[int], max_tokens: int, shuffle: bool, seed: int = 0, window: int = 100, pad: bool = True):
         super().__init__(shuffle, seed)
+        self.pad = pad
         longest = max(lengths, default=0)
         if max_tokens < longest:
             raise ValueError(f"data.max_tokens={max_tokens} is smaller than the longest example ({longest} tokens)")
@@ -140,7 +145,7 @@ class TokenBucketBatchSampler(ResumableBatchSampler):
     def _rank_batches(self) -> List[List[int]]:
         batches = self._epoch_batches()
         rank, world = rank_and_world()
-        total = math.ceil(len(batches) / world) * world
+        total = math.ceil(len(batches) / world) * world if self.pad else len(batches)
         padded = batches + batches[: total - len(batches)]
         return padded[rank:total:world]
 

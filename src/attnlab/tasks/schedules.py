@@ -1,9 +1,15 @@
-"""Learning-rate schedules with linear warm-up, as multipliers for LambdaLR."""
+"""Learning-rate schedules with linear warm-up.
+
+``task.scheduler`` in the config is a partial of :func:`warmup_schedule`; a task calls it with its
+optimizer and the run's total number of steps.
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Callable
+
+import torch
 
 SCHEDULES = ("inverse_sqrt", "cosine", "constant")
 
@@ -24,3 +30,15 @@ def lr_multiplier(name: str, warmup_steps: int, total_steps: int, min_ratio: flo
         return 1.0
 
     return multiplier
+
+
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    name: str = "inverse_sqrt",
+    warmup_steps: int = 200,
+    min_ratio: float = 0.0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then ``name``: inverse square root (Vaswani et al.
+    2017), cosine decay to ``min_ratio`` x the peak at ``total_steps``, or constant."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(name, warmup_steps, total_steps, min_ratio))

@@ -1,58 +1,57 @@
-"""Translation as a LightningModule: trains whatever Seq2Seq the config composes.
+"""Translation: trains whatever encoder-decoder the config composes and evaluates it with BLEU,
+chrF and exact match. Decoding and the user-facing API are the :class:`Translator`'s.
 
-Everything needed to rebuild the model and read its output — the three component configs and
-both vocabularies — is a hyperparameter, so a checkpoint alone can translate.
+Everything needed to rebuild the model and read its output — the three component specs and both
+vocabularies and tokenizers — is a hyperparameter, so a checkpoint alone can translate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
 
-from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Tokenizer, Vocab
-from attnlab.decoding import beam_search, greedy_decode
-from attnlab.metrics import bleu_by_length, translation_scores
-from attnlab.tasks.builders import build_seq2seq
-from attnlab.tasks.schedules import lr_multiplier
-
-
-DEFAULT_DECODING = {"strategy": "greedy", "beam_size": 5, "alpha": 0.6}
-STRATEGIES = ("greedy", "beam")
-
-# rows (queries) and columns (keys) of each kind of attention: the tokens that label them
-ATTENTION_AXES = {"cross": ("output", "source"), "encoder_self": ("source", "source"), "decoder_self": ("output", "input")}
+from attnlab import components
+from attnlab.data.tokenization import Tokenizer
+from attnlab.data.vocab import PAD_ID, Vocab
+from attnlab.metrics import CorpusBLEU, CorpusChrF, ExactMatch, bleu_by_length, bleu_signature
+from attnlab.models.factory import build_seq2seq
+from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task
+from attnlab.tasks.translator import ATTENTION_AXES, Translator, decoding_settings
 
 
 @dataclass
 class EvalRecord:
-    index: int  # position in the split: the key that merges ranks and drops sampler padding
+    index: int  # position in the split: orders the hypotheses gathered from every rank
     source: str
     hypothesis: str
     reference: str
-    nll: float  # summed over the reference's tokens
-    tokens: int
 
 
-def decoding_settings(decoding: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """``decoding`` over the defaults, with its strategy checked."""
-    settings = {**DEFAULT_DECODING, **(decoding or {})}
-    if settings["strategy"] not in STRATEGIES:
-        raise ValueError(f"task.decoding.strategy must be one of {', '.join(STRATEGIES)}; got {settings['strategy']!r}")
-    return settings
+def plain(value: Any) -> Any:
+    """Config containers -> plain dicts and lists, so hyperparameters load with ``weights_only``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-def _plain(value: Any) -> Any:
-    """DictConfig -> dict, so hyperparameters load with ``weights_only=True``."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+class TranslationTask(Task):
+    name = "translation"
+    monitor = "val/bleu"
+    prediction_name = "hypotheses"
+    alignment_kind = "cross"
+    report_columns = [
+        ("val BLEU", "val/bleu", True),
+        ("test BLEU", "test/bleu", True),
+        ("test chrF", "test/chrf", True),
+        ("test exact %", "test/exact_match", True),
+    ]
+    checkpoint_keys = ("arch", "attention", "pos_enc", "src_vocab", "tgt_vocab")
+    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
 
-
-class TranslationTask(L.LightningModule):
     def __init__(
         self,
         arch: Mapping[str, Any],
@@ -62,220 +61,144 @@ class TranslationTask(L.LightningModule):
         tgt_vocab: Sequence[str],
         src_tokenizer: Union[str, Mapping[str, str]] = "word",  # a Tokenizer spec: kind, or bpe with its model
         tgt_tokenizer: Union[str, Mapping[str, str]] = "word",
-        optimizer: Optional[Mapping[str, Any]] = None,
-        scheduler: Optional[Mapping[str, Any]] = None,
         label_smoothing: float = 0.1,
         max_len_a: float = 2.0,
         max_len_b: int = 10,
         decoding: Optional[Mapping[str, Any]] = None,
         data: Optional[Mapping[str, Any]] = None,
+        choices: Optional[Mapping[str, str]] = None,
+        optimizer: Optional[Callable] = None,
+        scheduler: Optional[Callable] = None,
+        monitor: Optional[str] = None,
+        monitor_mode: Optional[str] = None,
+        compile: bool = False,
     ):
-        super().__init__()
+        super().__init__(optimizer, scheduler, monitor, monitor_mode)
         self.save_hyperparameters(
             {
-                "arch": _plain(arch),
-                "attention": _plain(attention),
-                "pos_enc": _plain(pos_enc),
+                "task": self.name,
+                # the component kinds are the hyperparameters' names
+                **{key: components.check_spec(plain(spec), key, key) for key, spec in (("arch", arch), ("attention", attention), ("pos_enc", pos_enc))},
                 "src_vocab": list(src_vocab),
                 "tgt_vocab": list(tgt_vocab),
-                "src_tokenizer": _plain(src_tokenizer),
-                "tgt_tokenizer": _plain(tgt_tokenizer),
-                "optimizer": _plain(optimizer) or {},
-                "scheduler": _plain(scheduler) or {},
+                "src_tokenizer": plain(src_tokenizer),
+                "tgt_tokenizer": plain(tgt_tokenizer),
                 "label_smoothing": label_smoothing,
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
-                "decoding": decoding_settings(_plain(decoding)),
-                "data": _plain(data),  # the data config, so eval.py can rebuild the splits
+                "decoding": decoding_settings(plain(decoding)),
+                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,  # eval.py rebuilds the splits
+                "choices": plain(choices) or {},
             },
             logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
         )
-        self.src_vocab = Vocab(src_vocab)
-        self.tgt_vocab = Vocab(tgt_vocab)
-        self.src_tokenizer = Tokenizer.from_spec(self.hparams.src_tokenizer)
-        self.tgt_tokenizer = Tokenizer.from_spec(self.hparams.tgt_tokenizer)
-        self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(self.src_vocab), len(self.tgt_vocab), PAD_ID)
-        self._reset_outputs()
-        self.output_dir: Optional[str] = None  # where test hypotheses go; the trainer's root dir if unset
-        # the latest evaluation per stage ("val", "test"): texts and BLEU by length, for callbacks
-        self.last_eval: Dict[str, Dict[str, Any]] = {}
+        src_vocab, tgt_vocab = Vocab(self.hparams.src_vocab), Vocab(self.hparams.tgt_vocab)
+        self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(src_vocab), len(tgt_vocab), PAD_ID)
+        if compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+        self.translator = Translator(
+            self.model,
+            src_vocab,
+            tgt_vocab,
+            Tokenizer.from_spec(self.hparams.src_tokenizer),
+            Tokenizer.from_spec(self.hparams.tgt_tokenizer),
+            max_len_a,
+            max_len_b,
+        )
+        self.test_decoding = self.hparams.decoding  # validation decodes greedily; the test with this
+        self.loss_metric = MeanMetric()
+        self.bleu, self.chrf, self.exact_match = CorpusBLEU(), CorpusChrF(), ExactMatch()
+        self._records: List[EvalRecord] = []
+
+    @classmethod
+    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
+        return {
+            "src_vocab": datamodule.src_vocab.tokens,
+            "tgt_vocab": datamodule.tgt_vocab.tokens,
+            "src_tokenizer": datamodule.src_tokenizer.spec,
+            "tgt_tokenizer": datamodule.tgt_tokenizer.spec,
+        }
+
+    def data_overrides(self) -> Dict[str, Any]:
+        """The checkpoint's own vocabularies and tokenizers (a trained BPE included)."""
+        return {key: self.hparams[key] for key in ("src_vocab", "tgt_vocab", "src_tokenizer", "tgt_tokenizer")}
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.model(src, tgt_in)[0]
 
-    def _token_loss(self, batch: Dict[str, Any], label_smoothing: float) -> torch.Tensor:
+    def loss(self, batch: Dict[str, Any]) -> torch.Tensor:
+        """Teacher-forced, label-smoothed cross-entropy per target token."""
         tgt = batch["tgt"]
         logits = self(batch["src"], tgt[:, :-1])  # (B, T, V)
         return F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD_ID, label_smoothing=label_smoothing
+            logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD_ID, label_smoothing=self.hparams.label_smoothing
         )
 
     def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self._token_loss(batch, self.hparams.label_smoothing)
+        loss = self.loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
 
-    def configure_optimizers(self):
-        opt_cfg = {"lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 0.01, **self.hparams.optimizer}
-        optimizer = torch.optim.AdamW(self.parameters(), lr=opt_cfg["lr"], betas=tuple(opt_cfg["betas"]), weight_decay=opt_cfg["weight_decay"])
-        sched_cfg = {"name": "inverse_sqrt", "warmup_steps": 200, "min_ratio": 0.0, **self.hparams.scheduler}
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
-        lam = lr_multiplier(sched_cfg["name"], sched_cfg["warmup_steps"], total, sched_cfg["min_ratio"])
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    # -- decoding ---------------------------------------------------------------------------
-    def max_output_len(self, src: torch.Tensor) -> torch.Tensor:
-        """Per sentence (B,): max_len_a x its own source length + max_len_b (never the batch's)."""
-        lengths = src.ne(PAD_ID).sum(dim=1)
-        return (self.hparams.max_len_a * lengths + self.hparams.max_len_b).long()
-
-    @torch.no_grad()
-    def translate_batch(self, src: torch.Tensor, decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
-        """Decode (B, S) source ids; ``decoding`` (strategy, beam_size, alpha) defaults to greedy."""
-        decoding = decoding_settings(decoding)
-        if decoding["strategy"] == "beam":
-            beams = beam_search(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), decoding["beam_size"], decoding["alpha"])
-            rows = [hyps[0].tokens for hyps in beams]
-        else:
-            rows = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src))[0].tolist()
-        return [self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(row)) for row in rows]
-
-    def encode_sources(self, sentences: Sequence[str]) -> torch.Tensor:
-        """Raw sentences -> padded ids (B, S) on the module's device, EOS-terminated."""
-        ids = [self.src_vocab.encode(self.src_tokenizer.tokenize(s)) + [EOS_ID] for s in sentences]
-        src = torch.full((len(ids), max(map(len, ids))), PAD_ID, dtype=torch.long, device=self.device)
-        for i, row in enumerate(ids):
-            src[i, : len(row)] = torch.tensor(row)
-        return src
-
-    def _in_eval_mode(self, fn):
-        was_training = self.training
-        self.eval()
-        try:
-            return fn()
-        finally:
-            self.train(was_training)
-
-    def translate(self, sentences: Sequence[str], decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
-        """Translate raw source sentences (for use outside a Trainer)."""
-        return self._in_eval_mode(lambda: self.translate_batch(self.encode_sources(sentences), decoding))
-
-    def translate_n_best(self, sentences: Sequence[str], beam_size: int, n_best: int, alpha: float = 0.6) -> List[List[tuple]]:
-        """Per sentence, the ``n_best`` beam-search translations as (text, score, log-probability)."""
-
-        def run():
-            src = self.encode_sources(sentences)
-            with torch.no_grad():
-                return beam_search(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), beam_size, alpha, n_best)
-
-        beams = self._in_eval_mode(run)
-        return [[(self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(h.tokens)), h.score, h.log_prob) for h in hyps] for hyps in beams]
-
-    @torch.no_grad()
-    def attention_maps(self, sentences: Sequence[str]) -> List[Dict[str, Any]]:
-        """Greedy translations with every attention matrix, one dict per sentence.
-
-        Each: ``source`` and ``output`` tokens (with ``<eos>``), ``hypothesis`` text and
-        ``weights``: kind (``cross``, ``encoder_self``, ``decoder_self``) -> per layer (H, T, S)
-        arrays cropped to the sentence's own tokens.
-        """
-
-        def run():
-            src = self.encode_sources(sentences)
-            tokens, weights = greedy_decode(self.model, src, BOS_ID, EOS_ID, self.max_output_len(src), need_weights=True)
-            return src, tokens, weights
-
-        src, tokens, weights = self._in_eval_mode(run)
-        maps = []
-        for i, sentence in enumerate(sentences):
-            source = self.src_tokenizer.tokenize(sentence) + ["<eos>"]
-            generated = []  # every token the decoder produced, specials included, up to EOS
-            for token in tokens[i].tolist():
-                if token == PAD_ID:
-                    break
-                generated.append(token)
-                if token == EOS_ID:
-                    break
-            output = [self.tgt_vocab.tokens[t] for t in generated]
-            words = self.tgt_vocab.decode(generated)
-            lengths = {"source": len(source), "output": len(output), "input": len(output)}
-            per_kind = {}
-            for kind, layers in weights.items():
-                rows, cols = ATTENTION_AXES[kind]
-                per_kind[kind] = [w[i, :, : lengths[rows], : lengths[cols]].float().cpu().numpy() for w in layers]
-            maps.append(
-                {"source": source, "output": output, "input": ["<bos>"] + output[:-1], "hypothesis": self.tgt_tokenizer.detokenize(words), "weights": per_kind}
-            )
-        return maps
+    def batch_tokens(self, batch: Dict[str, Any]) -> int:
+        """Source tokens plus target tokens the decoder predicts (no padding)."""
+        return int(batch["src"].ne(PAD_ID).sum()) + int(batch["tgt"][:, 1:].ne(PAD_ID).sum())
 
     # -- evaluation -------------------------------------------------------------------------
-    # Every evaluated example leaves one record; at the epoch's end the records of all ranks are
-    # gathered and de-duplicated by dataset index (a DistributedSampler pads the last batches
-    # with repeats), so loss, BLEU and the hypotheses file match a single-process run exactly.
-    def _eval_step(self, batch: Dict[str, Any], decoding: Optional[Mapping[str, Any]] = None) -> None:
+    # Each rank updates the metrics with its own examples (torchmetrics sums them across ranks)
+    # and keeps one record per example; the records of all ranks are gathered for the texts that
+    # need the whole split in order (the hypotheses file, BLEU by length, dashboard examples).
+    def reset_evaluation(self) -> None:
+        for metric in (self.loss_metric, self.bleu, self.chrf, self.exact_match):
+            metric.reset()
+        self._records = []
+
+    def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         tgt = batch["tgt"]
         logits = self(batch["src"], tgt[:, :-1])  # (B, T, V)
         nll = F.cross_entropy(logits.transpose(1, 2).float(), tgt[:, 1:], ignore_index=PAD_ID, reduction="none")  # (B, T)
-        nll_sums = nll.sum(dim=1).tolist()
-        token_counts = tgt[:, 1:].ne(PAD_ID).sum(dim=1).tolist()
-        hypotheses = self.translate_batch(batch["src"], decoding)
+        tokens = tgt[:, 1:].ne(PAD_ID).sum()
+        self.loss_metric.update(nll.sum() / tokens.clamp(min=1), weight=tokens)
+        decoding = self.test_decoding if self.trainer.testing else None
+        hypotheses = self.translator.translate_ids(batch["src"], decoding)
+        references = batch["tgt_text"]
+        for metric in (self.bleu, self.chrf, self.exact_match):
+            metric.update(hypotheses, references)
         for i, index in enumerate(batch["index"].tolist()):
-            self._records.append(EvalRecord(index, batch["src_text"][i], hypotheses[i], batch["tgt_text"][i], nll_sums[i], token_counts[i]))
+            self._records.append(EvalRecord(index, batch["src_text"][i], hypotheses[i], references[i]))
 
-    def _gathered_records(self) -> List["EvalRecord"]:
-        records = self._records
-        if self._trainer is not None and self.trainer.world_size > 1:
-            everyone: List[Any] = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(everyone, records)
-            records = [r for rank_records in everyone for r in rank_records]
-        unique = {r.index: r for r in records}
-        return [unique[i] for i in sorted(unique)]
-
-    def _eval_epoch_end(self, stage: str) -> List["EvalRecord"]:
-        records = self._gathered_records()
+    def evaluation_end(self, split: str) -> Evaluation:
+        records = sorted(self.gather_objects(self._records), key=lambda r: r.index)
+        loss = float(self.loss_metric.compute())
         sources = [r.source for r in records]
         hypotheses = [r.hypothesis for r in records]
         references = [r.reference for r in records]
-        nll = torch.tensor(sum(r.nll for r in records) / max(1, sum(r.tokens for r in records)))
-        scores = translation_scores(hypotheses, references)
-        self.last_eval[stage] = {
-            "sources": sources,
-            "hypotheses": hypotheses,
-            "references": references,
-            "bleu_by_length": bleu_by_length(sources, hypotheses, references),
+        metrics = {
+            f"{split}/loss": loss,
+            f"{split}/ppl": float(torch.exp(torch.tensor(loss))),
+            f"{split}/bleu": float(self.bleu.compute()),
+            f"{split}/chrf": float(self.chrf.compute()),
+            f"{split}/exact_match": float(self.exact_match.compute()),
         }
-        metrics = {f"{stage}/loss": nll, f"{stage}/ppl": torch.exp(nll)}
-        metrics.update({f"{stage}/{k}": torch.tensor(v) for k, v in scores.items()})
-        # every rank holds the same gathered values; sync_dist only confirms them
-        self.log(f"{stage}/bleu", metrics.pop(f"{stage}/bleu"), prog_bar=True, sync_dist=True)
-        self.log_dict(metrics, sync_dist=True)
-        return records
+        by_length = bleu_by_length(sources, hypotheses, references)
+        return Evaluation(
+            split=split,
+            metrics=metrics,
+            predictions=hypotheses,
+            inputs=sources,
+            examples=[{"source": r.source, "hypothesis": r.hypothesis, "reference": r.reference} for r in records],
+            curves={"bleu_by_length": Curve(by_length, x="min_len", y="bleu", title=f"{split} BLEU by source length")},
+        )
 
-    def _reset_outputs(self) -> None:
-        self._records: List[EvalRecord] = []
+    def result_extras(self) -> Dict[str, Any]:
+        return {"bleu_signature": bleu_signature()}  # BLEU is on detokenized text: say exactly which BLEU
 
-    def on_validation_epoch_start(self) -> None:
-        self._reset_outputs()
-
-    def validation_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch)
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-        self._reset_outputs()
-
-    def on_test_epoch_start(self) -> None:
-        self._reset_outputs()
-
-    def test_step(self, batch: Dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, self.hparams.decoding)  # validation stays greedy; the test uses the configured decoder
-
-    def on_test_epoch_end(self) -> None:
-        records = self._eval_epoch_end("test")
-        if self.trainer.is_global_zero:
-            out_dir = Path(self.output_dir or self.trainer.default_root_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "test_hypotheses.txt").write_text("".join(r.hypothesis + "\n" for r in records), encoding="utf-8")
-        self._reset_outputs()
+    def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
+        examples = []
+        for example in self.translator.attention_maps(inputs):
+            maps = {}
+            for kind, layers in example["weights"].items():
+                rows, cols = ATTENTION_AXES[kind]
+                maps[kind] = AttentionMap(layers, example[rows], example[cols])
+            examples.append(AttentionExample(example["hypothesis"], maps))
+        return examples

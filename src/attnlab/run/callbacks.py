@@ -1,21 +1,21 @@
-"""Callbacks of our own (Lightning's built-ins are configured in conf/callbacks)."""
+"""attnlab's own callbacks (Lightning's built-ins are configured in conf/callbacks). They work for
+any task, through the task's interface (:mod:`attnlab.tasks.base`)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List
 
 import lightning as L
 import torch
 
-from attnlab.data.vocab import PAD_ID
-from attnlab.tasks.translation import ATTENTION_AXES
+from attnlab.tasks.base import AttentionExample, Evaluation, EvaluationCallback
 
 
 class TokenThroughput(L.Callback):
-    """Logs training throughput in (source + target) tokens per second of training-step time.
+    """Logs training throughput in tokens (as the task counts them) per second of training-step time.
 
     The first ``skip_steps`` steps (allocator and kernel warm-up) are left out of the average
     when the run has more steps than that.
@@ -40,7 +40,7 @@ class TokenThroughput(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch: Any, batch_idx: int) -> None:
         seconds = time.perf_counter() - self._start
-        tokens = int(batch["src"].ne(PAD_ID).sum()) + int(batch["tgt"][:, 1:].ne(PAD_ID).sum())
+        tokens = pl_module.batch_tokens(batch)
         self._steps += 1
         if self._steps <= self.skip_steps:
             self.warmup_tokens += tokens
@@ -51,11 +51,30 @@ class TokenThroughput(L.Callback):
         pl_module.log("train/tokens_per_sec", self.tokens_per_sec, on_step=True, on_epoch=False, batch_size=1)
 
 
-class EvalArtifacts(L.Callback):
-    """After each validation and the test: example translations, BLEU by source length and
-    attention heatmaps for a fixed set of examples, to W&B (and TensorBoard). After the test it
-    also saves the heatmaps as PNG files and the first example's alignment as JSON in the run
-    directory, for the sweep report.
+class EvaluationRecorder(EvaluationCallback):
+    """Keeps the latest evaluation of each split for the run's result, and writes its predictions
+    to ``<split>_<task.prediction_name>.txt`` in the run directory (rank 0 only).
+    The pipeline and eval.py add it themselves: every run records its results."""
+
+    def __init__(self, output_dir: str | Path):
+        self.output_dir = Path(output_dir)
+        self.latest: Dict[str, Evaluation] = {}
+
+    def on_evaluation(self, trainer, task, evaluation: Evaluation) -> None:
+        if trainer.sanity_checking:
+            return
+        self.latest[evaluation.split] = evaluation
+        if trainer.is_global_zero:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            path = self.output_dir / f"{evaluation.split}_{task.prediction_name}.txt"
+            path.write_text("".join(line + "\n" for line in evaluation.predictions), encoding="utf-8")
+
+
+class EvalArtifacts(EvaluationCallback):
+    """After each validation and the test: example predictions, the task's curves (BLEU by source
+    length) and attention heatmaps for a fixed set of examples, to W&B (and TensorBoard). After
+    the test it also saves the heatmaps as PNG files and the first example's alignment as JSON
+    in the run directory, for the sweep report.
     """
 
     def __init__(self, num_examples: int = 4, num_heatmaps: int = 2, heatmap_dir: str = "heatmaps"):
@@ -63,63 +82,56 @@ class EvalArtifacts(L.Callback):
         self.num_heatmaps = num_heatmaps
         self.heatmap_dir = heatmap_dir
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking:
-            self._publish(trainer, pl_module, "val", save=False)
-
-    def on_test_end(self, trainer, pl_module) -> None:
-        self._publish(trainer, pl_module, "test", save=True)
-
-    def _publish(self, trainer, pl_module, stage: str, save: bool) -> None:
-        evaluation = getattr(pl_module, "last_eval", {}).get(stage)
-        if evaluation is None or not trainer.is_global_zero:
+    def on_evaluation(self, trainer, task, evaluation: Evaluation) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         from attnlab import plots
 
-        n = self.num_examples
-        rows = [list(r) for r in zip(evaluation["sources"][:n], evaluation["hypotheses"][:n], evaluation["references"][:n])]
-        maps = pl_module.attention_maps(evaluation["sources"][: self.num_heatmaps]) if self.num_heatmaps else []
+        rows = evaluation.examples[: self.num_examples]
+        examples = task.attention_examples(evaluation.inputs[: self.num_heatmaps]) if self.num_heatmaps else []
         images = {}  # name -> PNG bytes, each figure drawn once
-        for i, example in enumerate(maps):
-            for kind, layers in example["weights"].items():
-                row_name, col_name = ATTENTION_AXES[kind]
-                title = f"{kind} attention, {stage} example {i}: {example['hypothesis']}"
-                images[f"{kind}/example_{i}"] = plots.render_png(plots.attention_figure(layers, example[row_name], example[col_name], title))
-        step = trainer.global_step
+        for i, example in enumerate(examples):
+            for kind, amap in example.maps.items():
+                title = f"{kind} attention, {evaluation.split} example {i}: {example.caption}"
+                images[f"{kind}/example_{i}"] = plots.render_png(plots.attention_figure(amap.layers, amap.rows, amap.cols, title))
+        stage, step = evaluation.split, trainer.global_step
         loggers = _by_kind(trainer.loggers)
         if "wandb" in loggers:
             import wandb
 
             logger = loggers["wandb"]
-            logger.log_text(key=f"{stage}/examples", columns=["source", "hypothesis", "reference"], data=rows, step=step)
-            table = wandb.Table(columns=["bucket", "min_len", "n", "bleu"], data=[[r["bucket"], r["min_len"], r["n"], r["bleu"]] for r in evaluation["bleu_by_length"]])
-            logger.experiment.log(
-                {
-                    f"{stage}/bleu_by_length": table,
-                    f"{stage}/bleu_by_length_chart": wandb.plot.line(table, "min_len", "bleu", title=f"{stage} BLEU by source length"),
-                    **{f"{stage}/attention/{name}": wandb.Image(plots.png_to_array(png)) for name, png in images.items()},
-                    "trainer/global_step": step,
-                }
-            )
+            if rows:
+                columns = list(rows[0])
+                logger.log_text(key=f"{stage}/examples", columns=columns, data=[[r[c] for c in columns] for r in rows], step=step)
+            payload: Dict[str, Any] = {"trainer/global_step": step}
+            for name, curve in evaluation.curves.items():
+                columns = list(curve.rows[0]) if curve.rows else [curve.x, curve.y]
+                table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in curve.rows])
+                payload[f"{stage}/{name}"] = table
+                payload[f"{stage}/{name}_chart"] = wandb.plot.line(table, curve.x, curve.y, title=curve.title)
+            payload.update({f"{stage}/attention/{name}": wandb.Image(plots.png_to_array(png)) for name, png in images.items()})
+            logger.experiment.log(payload)
         if "tensorboard" in loggers:
             writer = loggers["tensorboard"].experiment
-            writer.add_text(f"{stage}/examples", "\n\n".join(f"**src** {s}  \n**hyp** {h}  \n**ref** {r}" for s, h, r in rows), step)
-            for r in evaluation["bleu_by_length"]:
-                writer.add_scalar(f"{stage}/bleu_by_length/{r['bucket']}", r["bleu"], step)
+            if rows:
+                writer.add_text(f"{stage}/examples", "\n\n".join("  \n".join(f"**{k}** {v}" for k, v in r.items()) for r in rows), step)
+            for name, curve in evaluation.curves.items():
+                for r in curve.rows:
+                    writer.add_scalar(f"{stage}/{name}/{r.get('bucket', r[curve.x])}", r[curve.y], step)
             for name, png in images.items():
                 writer.add_image(f"{stage}/attention/{name}", plots.png_to_array(png), step, dataformats="HWC")
-        if save:
-            self._save(Path(getattr(pl_module, "output_dir", None) or trainer.default_root_dir), images, maps)
+        if trainer.testing:
+            self._save(Path(trainer.default_root_dir), images, examples, task.alignment_kind)
 
-    def _save(self, out_dir: Path, images: dict, maps: list) -> None:
+    def _save(self, out_dir: Path, images: dict, examples: List[AttentionExample], alignment_kind) -> None:
         heatmaps = out_dir / self.heatmap_dir
         heatmaps.mkdir(parents=True, exist_ok=True)
         for name, png in images.items():
             (heatmaps / f"{name.replace('/', '_')}.png").write_bytes(png)
-        if maps:
-            first = maps[0]
-            cross = first["weights"]["cross"][-1].mean(axis=0)  # last layer, averaged over heads: (T, S)
-            payload = {"source": first["source"], "output": first["output"], "weights": cross.round(4).tolist()}
+        if examples and alignment_kind in examples[0].maps:
+            amap = examples[0].maps[alignment_kind]
+            weights = amap.layers[-1].mean(axis=0)  # last layer, averaged over heads: (T, S)
+            payload = {"source": amap.cols, "output": amap.rows, "weights": weights.round(4).tolist()}
             (out_dir / "attention_example.json").write_text(json.dumps(payload) + "\n")
 
 

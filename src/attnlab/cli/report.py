@@ -1,85 +1,113 @@
 """Turn a finished sweep into ``report.md`` plus PNG plots, offline.
 
-    python -m attnlab.report logs/ablation/multiruns/<time>      # or: attnlab-report <dir>
-    python -m attnlab.report --wandb-group ENTITY/PROJECT/GROUP --out DIR   # from W&B instead
+    attnlab-report logs/ablation/multiruns/<time>     # or: python -m attnlab.cli.report <dir>
+    attnlab-report --wandb-group ENTITY/PROJECT/GROUP --out DIR   # from W&B instead
 
 Reads every job's ``metrics.json`` (and ``attention_example.json``) under the sweep directory.
-A job directory without ``metrics.json`` (a killed job) or with ``"status": "failed"`` is
-listed as failed with its error.
+A job directory without a readable ``metrics.json`` (a killed job, a corrupt file) or with
+``"status": "failed"`` is listed as failed with its error; the columns are the ones each job's
+task declares in its metrics.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-AXES = ("arch", "attention", "pos_enc", "data")
-COLUMNS = [  # (heading, key in a job, higher is better)
-    ("val BLEU", "val/bleu", True),
-    ("test BLEU", "test/bleu", True),
-    ("test chrF", "test/chrf", True),
-    ("test exact %", "test/exact_match", True),
-    ("tokens/s", "tokens_per_sec", True),
-    ("wall time s", "wall_time_s", False),
-]
+from attnlab.run.results import AXES, FILE_NAME, RunResult
+
+RUN_COLUMNS = [["tokens/s", "tokens_per_sec", True], ["wall time s", "wall_time_s", False]]
 
 
-def load_jobs(sweep_dir: Path) -> List[Dict[str, Any]]:
+@dataclass
+class Job:
+    result: RunResult
+    dir: str
+    attention_example: Optional[Dict[str, Any]] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == "ok"
+
+
+def load_jobs(sweep_dir: Path) -> List[Job]:
+    """Every job directory (one with ``.hydra/config.yaml``) under ``sweep_dir``. A job without a
+    readable metrics.json (killed, crashed, corrupt) is listed as failed, with the reason."""
     jobs = []
     for config in sorted(sweep_dir.rglob(".hydra/config.yaml")):
         job_dir = config.parent.parent
-        metrics = job_dir / "metrics.json"
+        metrics = job_dir / FILE_NAME
         if metrics.exists():
-            job = json.loads(metrics.read_text())
+            try:
+                result = RunResult.read(metrics)
+            except ValueError as exc:
+                result = _unfinished(job_dir, f"unreadable {exc}")
         else:
             log = job_dir / "train.log"
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            job = {"status": "failed", "error": "no metrics.json (the job was killed or crashed)" + (f"; last log line: {tail[0]}" if tail else ""), "metrics": {}}
-            job.update(_choices_from_overrides(job_dir))
-        job["dir"] = str(job_dir)
+            result = _unfinished(job_dir, f"no {FILE_NAME} (the job was killed or crashed)" + (f"; last log line: {tail[0]}" if tail else ""))
+        job = Job(result, str(job_dir))
         attention = job_dir / "attention_example.json"
         if attention.exists():
-            job["attention_example"] = json.loads(attention.read_text())
+            try:
+                job.attention_example = json.loads(attention.read_text())
+            except (OSError, ValueError):
+                pass  # the plot leaves this configuration out; its numbers are still reported
         jobs.append(job)
     return jobs
 
 
-def _choices_from_overrides(job_dir: Path) -> Dict[str, Any]:
+def _unfinished(job_dir: Path, error: str) -> RunResult:
     overrides_file = job_dir / ".hydra" / "overrides.yaml"
-    if not overrides_file.exists():
-        return {}
-    lines = [line.strip().lstrip("- ").strip() for line in overrides_file.read_text().splitlines() if line.strip()]
-    return {"overrides": lines, "run_name": " ".join(lines)}
+    lines = []
+    if overrides_file.exists():
+        lines = [line.strip().lstrip("- ").strip() for line in overrides_file.read_text(errors="replace").splitlines() if line.strip()]
+    return RunResult(status="failed", error=error, overrides=lines, run_name=" ".join(lines) or job_dir.name)
 
 
-def value(job: Dict[str, Any], key: str) -> Optional[float]:
-    v = job["metrics"].get(key) if "/" in key else job.get(key)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+def declared_columns(result: RunResult) -> List[List[Any]]:
+    """The columns a job's metrics.json declares; for files that declare none (attnlab 0.1, W&B
+    runs), the columns of the job's task class."""
+    if result.report_columns or result.status != "ok":
+        return result.report_columns
+    from attnlab import components
+
+    return [list(c) for c in components.lookup("task", result.task or "translation").report_columns]
 
 
-def label(job: Dict[str, Any], with_data: bool) -> str:
-    parts = [str(job.get(axis, "?")) for axis in AXES[: 4 if with_data else 3]]
+def columns_of(jobs: Sequence[Job]) -> List[List[Any]]:
+    """The report columns the jobs' tasks declare (in first-seen order), then throughput and time."""
+    columns: List[List[Any]] = []
+    for job in jobs:
+        for column in declared_columns(job.result):
+            if list(column) not in columns:
+                columns.append(list(column))
+    return columns + RUN_COLUMNS
+
+
+def label(job: Job, with_data: bool) -> str:
+    parts = [str(job.result.choices.get(axis) or "?") for axis in AXES[: 4 if with_data else 3]]
     return " / ".join(parts)
 
 
-def aggregate(jobs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
     """Group successful jobs by configuration (all axes but the seed): mean and std per column."""
-    ok = [j for j in jobs if j.get("status", "ok") == "ok"]
-    with_data = len({j.get("data") for j in ok}) > 1
-    groups: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    ok = [j for j in jobs if j.ok]
+    with_data = len({j.result.choices.get("data") for j in ok}) > 1
+    groups: Dict[str, List[Job]] = defaultdict(list)
     for job in ok:
         groups[label(job, with_data)].append(job)
     rows = []
     for name, members in sorted(groups.items()):
-        row = {"config": name, "jobs": members, "seeds": sorted(j.get("seed") for j in members), "params": members[0].get("params")}
-        for _, key, _ in COLUMNS:
-            values = [v for v in (value(j, key) for j in members) if v is not None]
+        row = {"config": name, "jobs": members, "seeds": sorted(j.result.seed for j in members), "params": members[0].result.params}
+        for _, key, _ in columns_of(jobs):
+            values = [v for v in (j.result.metric(key) for j in members) if v is not None]
             row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
         rows.append(row)
     return rows
@@ -100,7 +128,7 @@ def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", m
     for row in rows:
         buckets: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
         for job in row["jobs"]:
-            for r in job.get("bleu_by_length", {}).get(stage, []):
+            for r in job.result.extras.get("bleu_by_length", {}).get(stage, []):
                 buckets[r["min_len"]].append(r)
         if buckets:
             series[row["config"]] = [
@@ -111,29 +139,30 @@ def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", m
     return series
 
 
-def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str, min_bucket: int = 20) -> Path:
+def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int = 20) -> Path:
     from attnlab import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = aggregate(jobs)
-    failed = [j for j in jobs if j.get("status", "ok") != "ok"]
+    failed = [j for j in jobs if not j.ok]
+    columns = columns_of(jobs)
     lines = [f"# {title}", "", f"{len(jobs)} jobs: {len(jobs) - len(failed)} finished, {len(failed)} failed.", ""]
 
-    header = ["configuration (arch / attention / pos_enc)", "seeds", "params"] + [c[0] for c in COLUMNS]
+    header = ["configuration (arch / attention / pos_enc)", "seeds", "params"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["config"], ",".join(str(s) for s in row["seeds"]), f"{row['params']:,}" if row["params"] else "–"]
-        cells += [fmt(*row[key], key) for _, key, _ in COLUMNS]
+        cells += [fmt(*row[key], key) for _, key, _ in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if any(len(r["seeds"]) > 1 for r in rows):
         lines += ["Values are mean ± standard deviation over seeds.", ""]
-    signatures = sorted({j["bleu_signature"] for j in jobs if j.get("bleu_signature")})
+    signatures = sorted({j.result.extras["bleu_signature"] for j in jobs if j.result.extras.get("bleu_signature")})
     if signatures:
         lines += [f"BLEU and chrF: sacrebleu on detokenized text; BLEU signature `{'`, `'.join(signatures)}`.", ""]
 
     lines += ["## Best configuration per metric", ""]
-    for heading, key, higher in COLUMNS:
+    for heading, key, higher in columns:
         scored = [r for r in rows if r[key][0] is not None]
         if scored:
             best = (max if higher else min)(scored, key=lambda r: r[key][0])
@@ -155,7 +184,7 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str, min_
 
     panels = []
     for row in rows:
-        example = next((j["attention_example"] for j in row["jobs"] if "attention_example" in j), None)
+        example = next((j.attention_example for j in row["jobs"] if j.attention_example), None)
         if example and example["output"]:
             panels.append({"label": row["config"], **example})
     if panels:
@@ -168,9 +197,9 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str, min_
     if failed:
         lines += ["## Failed jobs", ""]
         for job in failed:
-            name = job.get("run_name") or " ".join(job.get("overrides", []))
-            error = " ".join(str(job.get("error", "unknown error")).split())  # one line in the list
-            lines.append(f"- `{name}` ({job['dir']}): {error}")
+            name = job.result.run_name or " ".join(job.result.overrides)
+            error = " ".join(str(job.result.error or "unknown error").split())  # one line in the list
+            lines.append(f"- `{name}` ({job.dir}): {error}")
         lines.append("")
 
     report = out_dir / "report.md"
@@ -178,7 +207,7 @@ def write_report(jobs: Sequence[Dict[str, Any]], out_dir: Path, title: str, min_
     return report
 
 
-def jobs_from_wandb(path: str) -> List[Dict[str, Any]]:
+def jobs_from_wandb(path: str) -> List[Job]:
     """Jobs of a W&B group ``ENTITY/PROJECT/GROUP`` (needs an account and the network)."""
     import wandb
 
@@ -186,20 +215,19 @@ def jobs_from_wandb(path: str) -> List[Dict[str, Any]]:
     jobs = []
     for run in wandb.Api().runs(entity_project, filters={"group": group}):
         summary = dict(run.summary)
-        jobs.append(
-            {
-                "status": "ok" if run.state == "finished" else "failed",
-                "error": f"W&B run state: {run.state}",
-                **{axis: run.config.get(axis) for axis in AXES},
-                "seed": run.config.get("seed"),
-                "params": run.config.get("params"),
-                "run_name": run.name,
-                "metrics": {k: v for k, v in summary.items() if k.startswith(("val/", "test/")) and isinstance(v, (int, float))},
-                "tokens_per_sec": summary.get("summary/tokens_per_sec"),
-                "wall_time_s": summary.get("summary/wall_time_s"),
-                "dir": run.url,
-            }
+        result = RunResult(
+            status="ok" if run.state == "finished" else "failed",
+            error=f"W&B run state: {run.state}",
+            task=run.config.get("task"),
+            choices={axis: run.config.get(axis) for axis in AXES},
+            seed=run.config.get("seed"),
+            params=run.config.get("params"),
+            run_name=run.name,
+            metrics={k: v for k, v in summary.items() if k.startswith(("val/", "test/")) and isinstance(v, (int, float))},
+            tokens_per_sec=summary.get("summary/tokens_per_sec"),
+            wall_time_s=summary.get("summary/wall_time_s"),
         )
+        jobs.append(Job(result, run.url))
     return jobs
 
 

@@ -1,5 +1,4 @@
-"""Loading checkpoints safely (``weights_only=True``: nothing in the file can run code) and
-averaging the weights of several, as NMT toolkits do.
+"""Averaging the weights of several checkpoints of one model, as NMT toolkits do.
 
     attnlab-average --out avg.ckpt run/checkpoints/epoch_007.ckpt run/checkpoints/epoch_008.ckpt
     attnlab-average --out avg.ckpt --dir run/checkpoints --last 3
@@ -9,48 +8,14 @@ averaging the weights of several, as NMT toolkits do.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
-REQUIRED = ("arch", "attention", "pos_enc", "src_vocab", "tgt_vocab")
-
-
-class CheckpointError(ValueError):
-    """A missing, unreadable or foreign checkpoint; the message names the file."""
-
-
-def read_checkpoint(path: str | Path) -> Dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle with code in it, a truncated file, not a torch file
-        raise CheckpointError(f"{path} cannot be loaded as a weights-only checkpoint: {exc}") from exc
-    hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
-    missing = [k for k in REQUIRED if not hparams or k not in hparams]
-    if missing or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is not an attnlab translation checkpoint (missing {', '.join(missing) or 'state_dict'})")
-    return payload
-
-
-def load_translation_task(path: str | Path, map_location: str | torch.device = "cpu"):
-    """A TranslationTask with the checkpoint's weights, vocabularies and decoding settings."""
-    from attnlab.tasks import TranslationTask
-
-    payload = read_checkpoint(path)
-    hparams = payload["hyper_parameters"]
-    accepted = set(inspect.signature(TranslationTask.__init__).parameters)
-    try:
-        task = TranslationTask(**{k: v for k, v in hparams.items() if k in accepted})
-        task.load_state_dict(payload["state_dict"])
-    except Exception as exc:
-        raise CheckpointError(f"{path} does not match this version of attnlab's models: {exc}") from exc
-    return task.to(map_location).eval()
+from attnlab.errors import AttnlabError, CheckpointError
+from attnlab.tasks.checkpoints import read_checkpoint
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -85,7 +50,7 @@ def newest_checkpoints(directory: str | Path, last: int) -> List[Path]:
     return found[-last:]
 
 
-def average_main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-average", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="*", help="checkpoint files to average")
     parser.add_argument("--dir", help="take the newest checkpoints of this directory instead")
@@ -95,7 +60,7 @@ def average_main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         paths = newest_checkpoints(args.dir, args.last) if args.dir else args.checkpoints
         out = average_checkpoints(paths, args.out)
-    except CheckpointError as exc:
+    except AttnlabError as exc:
         print(f"attnlab-average: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out}: the average of {len(paths)} checkpoints")
@@ -103,4 +68,4 @@ def average_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(average_main())
+    sys.exit(main())

@@ -6,14 +6,7 @@ from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """An impossible or invalid setting; the message names the config key."""
-
-
-class DataError(ValueError):
-    """Data that cannot be read: a missing corpus or file, a malformed line, an unreachable hub.
-    The message names the file and line, or what to install or set."""
+from attnlab.errors import ConfigError
 
 
 def check_required_values(cfg: DictConfig) -> None:

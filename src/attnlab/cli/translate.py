@@ -15,21 +15,22 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-from attnlab.checkpoints import CheckpointError, load_translation_task
+from attnlab.errors import AttnlabError
+from attnlab.tasks.checkpoints import load_task
 
 
-def translate_lines(task, lines: List[str], beam: int, alpha: float, batch_size: int = 64) -> List[str]:
+def translate_lines(translator, lines: List[str], beam: int, alpha: float, batch_size: int = 64) -> List[str]:
     decoding = {"strategy": "beam" if beam > 1 else "greedy", "beam_size": beam, "alpha": alpha}
     out: List[str] = []
     for start in range(0, len(lines), batch_size):
-        out.extend(task.translate(lines[start : start + batch_size], decoding))
+        out.extend(translator.translate(lines[start : start + batch_size], decoding))
     return out
 
 
-def plot_attention(task, sentence: str, path: str) -> None:
+def plot_attention(translator, sentence: str, path: str) -> None:
     from attnlab import plots
 
-    example = task.attention_maps([sentence])[0]
+    example = translator.attention_maps([sentence])[0]
     fig = plots.attention_figure(example["weights"]["cross"], example["output"], example["source"], f"cross-attention: {sentence} → {example['hypothesis']}")
     plots.save(fig, path)
 
@@ -53,19 +54,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not lines:
         parser.error("nothing to translate: give sentences as arguments or on stdin")
     try:
-        task = load_translation_task(args.ckpt, map_location=args.device)
-    except CheckpointError as exc:
+        task = load_task(args.ckpt, map_location=args.device)
+    except AttnlabError as exc:
         print(f"attnlab-translate: {exc}", file=sys.stderr)
         return 2
+    translator = getattr(task, "translator", None)
+    if translator is None:
+        print(f"attnlab-translate: {args.ckpt} holds a {task.name} model, not a translation model", file=sys.stderr)
+        return 2
     if args.n_best > 1:
-        for hyps in task.translate_n_best(lines, args.beam, args.n_best, args.alpha):
+        for hyps in translator.translate_n_best(lines, args.beam, args.n_best, args.alpha):
             for text, score, _ in hyps:
                 print(f"{score:.4f}\t{text}")
     else:
-        for translation in translate_lines(task, lines, args.beam, args.alpha):
+        for translation in translate_lines(translator, lines, args.beam, args.alpha):
             print(translation)
     if args.plot:
-        plot_attention(task, lines[0], args.plot)
+        plot_attention(translator, lines[0], args.plot)
         print(f"attention heatmap: {args.plot}", file=sys.stderr)
     return 0
 

@@ -18,7 +18,7 @@ import torch
 
 from omegaconf import DictConfig, open_dict, read_write
 
-from attnlab.checks import ConfigError
+from attnlab.errors import ConfigError
 
 
 def uses_subprocess_ddp(cfg: DictConfig) -> bool:

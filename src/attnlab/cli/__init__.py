@@ -1,0 +1,1 @@
+"""Command-line tools: evaluate (eval.py), translate, report, checkpoint averaging."""

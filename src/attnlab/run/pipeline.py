@@ -1,0 +1,145 @@
+"""One training job, top to bottom: data, checks, task, loggers, fit, test, metrics.json.
+
+Nothing here knows which task it trains: the task class named by ``task._target_`` says what it
+needs from the data (:meth:`Task.data_inputs`), and its evaluations reach the run through the
+:class:`~attnlab.run.callbacks.EvaluationRecorder`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+
+from attnlab.data.loading import load_data
+from attnlab.errors import ConfigError
+from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
+from attnlab.run.checks import check_model_config, check_required_values
+from attnlab.run.results import AXES, RunResult
+from attnlab.run.setup import choices, config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers, job_overrides
+from attnlab.run.wandb_setup import finish_wandb
+from attnlab.tasks.base import Task
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> Optional[str]:
+    """``resume=<dir>`` means: continue from <dir>/checkpoints/last.ckpt (Lightning's "last")."""
+    if not cfg.get("resume"):
+        return cfg.get("ckpt_path")
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        raise ConfigError(f"resume={cfg.resume}: there is no checkpoints/last.ckpt to continue from")
+    return cfg.get("ckpt_path") or "last"
+
+
+def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> Task:
+    """The task of ``cfg.task``, with the model's component specs and what it needs from the data."""
+    try:
+        task_class = get_class(cfg.task._target_)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"task._target_={cfg.task._target_}: {exc}") from None
+    specs = {key: config_spec(cfg[key], key) for key in ("arch", "attention", "pos_enc")}
+    check_model_config(cfg, getattr(datamodule, "longest_sequence", None), cfg.choices.data)
+    try:
+        return instantiate(
+            cfg.task,
+            _convert_="all",  # plain lists in the optimizer's arguments: checkpoints hold no config objects
+            **specs,
+            **task_class.data_inputs(datamodule),
+            data=data_spec,
+            choices=choices(cfg),
+        )
+    except (ValueError, TypeError, InstantiationException) as exc:
+        raise ConfigError(str(_root_cause(exc))) from exc
+
+
+def end_process_group() -> None:
+    """Tear down this job's DDP process group, so the next job of a multirun starts its own."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def base_result(cfg: DictConfig, status: str) -> RunResult:
+    """The fields every result of this job shares, whatever happened to it."""
+    picked = choices(cfg)
+    return RunResult(
+        status=status,
+        task=picked.get("task"),
+        choices={axis: picked.get(axis) for axis in AXES},
+        seed=cfg.seed,
+        run_name=cfg.run_name,
+        tags=list(cfg.get("tags") or []),
+        overrides=job_overrides(),
+        output_dir=str(cfg.paths.output_dir),
+    )
+
+
+def record_failure(cfg: DictConfig, exc: BaseException) -> RunResult:
+    """A failed job still leaves a metrics.json, so the report (and the user) can name it."""
+    result = base_result(cfg, "failed")
+    result.error = f"{type(exc).__name__}: {exc}"
+    result.write(cfg.paths.output_dir)
+    return result
+
+
+def train(cfg: DictConfig) -> RunResult:
+    """Train, test and record one configuration."""
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        ckpt_path = resume_checkpoint(cfg, output_dir)
+        L.seed_everything(cfg.seed, workers=True)
+        check_required_values(cfg)
+        data_spec = config_spec(cfg.data, "data")
+        datamodule = load_data(data_spec, shuffle_seed=cfg.seed)  # the run's seed orders the data
+        task = build_task(cfg, datamodule, data_spec)
+        num_params = sum(p.numel() for p in task.parameters())
+
+        loggers = instantiate_loggers(cfg, output_dir)
+        recorder = EvaluationRecorder(output_dir)
+        callbacks = [recorder, *instantiate_callbacks(cfg, with_logger=bool(loggers))]
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        summary = experiment_summary(cfg, num_params)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(summary)
+
+        if cfg.get("train", True):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.get("test", True):
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+
+        throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
+        result = base_result(cfg, "ok")
+        result.params = num_params
+        result.metrics = {k: v for evaluation in recorder.latest.values() for k, v in evaluation.metrics.items()}
+        result.extras = task.result_extras()
+        for split, evaluation in recorder.latest.items():
+            for name, curve in evaluation.curves.items():
+                result.extras.setdefault(name, {})[split] = curve.rows  # e.g. bleu_by_length: {val: ..., test: ...}
+        result.report_columns = [list(column) for column in task.report_columns]
+        result.tokens_per_sec = throughput.tokens_per_sec if throughput else None
+        result.wall_time_s = time.time() - started
+        result.global_step = trainer.global_step
+        result.checkpoint = best or None
+        if trainer.is_global_zero:
+            result.write(output_dir)
+            for logger in trainer.loggers:
+                logger.log_metrics({"summary/wall_time_s": result.wall_time_s, "summary/tokens_per_sec": result.tokens_per_sec or 0.0})
+        return result
+    finally:
+        finish_wandb()
+        end_process_group()

@@ -1,0 +1,104 @@
+"""Turning the composed config into a run's parts: loggers (W&B grouping, tags, resume ids),
+callbacks, and the experiment summary every logger records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from attnlab import components
+from attnlab.errors import AttnlabError, ConfigError
+from attnlab.run.results import AXES
+from attnlab.run.wandb_setup import ensure_wandb_mode
+
+
+def config_spec(node: DictConfig, key: str) -> Dict[str, Any]:
+    """A composed config group as a component spec (what checkpoints store)."""
+    try:
+        return components.spec_from_config(OmegaConf.to_container(node, resolve=True), key)
+    except AttnlabError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def hydra_runtime() -> Optional[Any]:
+    """The running job's HydraConfig node, or None outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def job_overrides() -> List[str]:
+    runtime = hydra_runtime()
+    return list(runtime.overrides.task) if runtime is not None else []
+
+
+def sweep_group(cfg: DictConfig) -> Optional[str]:
+    """All jobs of one multirun share a W&B group: ``sweep_name``, else the sweep directory's name."""
+    if cfg.get("sweep_name"):
+        return str(cfg.sweep_name)
+    runtime = hydra_runtime()
+    if runtime is not None and runtime.mode is not None and runtime.mode.name == "MULTIRUN":
+        return f"{cfg.task_name}-{Path(cfg.paths.output_dir).parent.name}"
+    return None
+
+
+def choices(cfg: DictConfig) -> Dict[str, str]:
+    """The chosen option of every axis (and the task), as plain strings."""
+    return {key: str(value) for key, value in cfg.choices.items()}
+
+
+def choice_tags(cfg: DictConfig) -> List[str]:
+    return [f"{key}:{cfg.choices[key]}" for key in AXES]
+
+
+def previous_wandb_id(output_dir: Path) -> Optional[str]:
+    """The id of the W&B run an earlier attempt of this run directory wrote (``*-run-<time>-<id>``)."""
+    runs = sorted((output_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def instantiate_loggers(cfg: DictConfig, output_dir: Path) -> list:
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if node is None or "_target_" not in node:
+            continue
+        extra = {}
+        if "Wandb" in node._target_:
+            if ensure_wandb_mode() == "offline":
+                rank_zero_info(
+                    f"W&B: no API key configured, logging offline under {output_dir}/wandb. Upload later with "
+                    f"`wandb sync {output_dir}/wandb/offline-run-*`, or browse locally with `wandb leet {output_dir}/wandb`."
+                )
+            extra = {"tags": list(node.get("tags") or []) + choice_tags(cfg), "group": node.get("group") or sweep_group(cfg)}
+            previous = previous_wandb_id(output_dir) if cfg.get("resume") else None
+            if previous:
+                extra.update(id=previous, resume="allow")  # the resumed run continues the same W&B run
+        loggers.append(instantiate(node, **extra))
+    return loggers
+
+
+def instantiate_callbacks(cfg: DictConfig, with_logger: bool) -> List[L.Callback]:
+    callbacks = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if node is None or "_target_" not in node:
+            continue
+        if node._target_.endswith("LearningRateMonitor") and not with_logger:
+            continue  # it refuses to run without a logger
+        callbacks.append(instantiate(node))
+    return callbacks
+
+
+def experiment_summary(cfg: DictConfig, num_params: int) -> Dict[str, Any]:
+    """What W&B and the other loggers record: the choices as top-level keys, then the full config."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    summary: Dict[str, Any] = dict(choices(cfg))
+    summary.update(seed=cfg.seed, params=num_params, run_name=cfg.run_name, tags=list(cfg.get("tags") or []))
+    for key in (*AXES, "task"):
+        summary[f"{key}_params"] = resolved[key]
+    summary["trainer"] = resolved["trainer"]
+    return summary

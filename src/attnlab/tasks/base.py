@@ -1,0 +1,185 @@
+"""What every task is: a LightningModule with an optimizer and schedule from the config, metric
+names ``train/`` ``val/`` ``test/``, a checkpoint that alone rebuilds its model, and one typed
+:class:`Evaluation` per evaluated split, handed to the callbacks that want it.
+
+A task subclasses :class:`Task` and implements
+
+* ``training_step`` (logging ``train/loss``) and :meth:`batch_tokens`;
+* :meth:`reset_evaluation`, :meth:`evaluation_step` and :meth:`evaluation_end` (-> Evaluation);
+* optionally :meth:`attention_examples`, for heatmaps of a few fixed examples.
+
+The base class runs the evaluation loop for validation and test, logs the evaluation's metrics
+and calls ``on_evaluation`` of every :class:`EvaluationCallback` of the trainer (the run's recorder,
+the W&B/TensorBoard artifacts). Nothing reads results off the task from outside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import lightning as L
+import numpy as np
+import torch
+
+from attnlab.errors import ConfigError
+
+# (heading, metric key, higher is better): what a sweep report shows per configuration
+ReportColumn = Tuple[str, str, bool]
+
+
+@dataclass
+class Curve:
+    """A metric along some axis (BLEU by source length): a W&B line chart and rows in metrics.json."""
+
+    rows: List[Dict[str, Any]]
+    x: str
+    y: str
+    title: str
+
+
+@dataclass
+class AttentionMap:
+    layers: List[np.ndarray]  # per layer (H, len(rows), len(cols))
+    rows: List[str]  # the querying tokens
+    cols: List[str]  # the tokens attended to
+
+
+@dataclass
+class AttentionExample:
+    caption: str  # what the model produced for this example
+    maps: Dict[str, AttentionMap]  # kind of attention ("cross", "encoder_self", ...) -> map
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation of one split produced."""
+
+    split: str  # "val" or "test"
+    metrics: Dict[str, float]  # full names, e.g. "val/bleu"
+    predictions: List[str]  # one per example, in the split's order
+    inputs: List[str]  # the examples' inputs, in the same order
+    examples: List[Dict[str, str]] = field(default_factory=list)  # a few rows for dashboards
+    curves: Dict[str, Curve] = field(default_factory=dict)
+
+
+class EvaluationCallback(L.Callback):
+    """A callback that receives every :class:`Evaluation` a task produces."""
+
+    def on_evaluation(self, trainer: L.Trainer, task: "Task", evaluation: Evaluation) -> None:
+        pass
+
+
+class Task(L.LightningModule):
+    """Base of every task. ``optimizer`` and ``scheduler`` are factories from the config
+    (``_partial_: true``): ``optimizer(parameters)``, ``scheduler(optimizer, total_steps=N)``.
+    A task rebuilt from a checkpoint has none: it is for inference and evaluation."""
+
+    name: ClassVar[str]  # its option name (task=...) and its name in checkpoints
+    monitor: ClassVar[str]  # the validation metric that picks the best checkpoint, e.g. "val/bleu"
+    monitor_mode: ClassVar[str] = "max"
+    prediction_name: ClassVar[str] = "predictions"  # files are <split>_<prediction_name>.txt
+    report_columns: ClassVar[List[ReportColumn]] = []
+    alignment_kind: ClassVar[Optional[str]] = None  # the attention kind a report draws per configuration
+    checkpoint_keys: ClassVar[Tuple[str, ...]] = ()  # hyperparameters a checkpoint must carry
+    component_keys: ClassVar[Dict[str, str]] = {}  # hyperparameters that are component specs -> their kind
+
+    def __init__(
+        self,
+        optimizer: Optional[Callable] = None,
+        scheduler: Optional[Callable] = None,
+        monitor: Optional[str] = None,
+        monitor_mode: Optional[str] = None,
+    ):
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        if monitor is not None:  # task.monitor in the config: another metric than the task's default
+            self.monitor = monitor
+        if monitor_mode is not None:
+            if monitor_mode not in ("min", "max"):
+                raise ConfigError(f"task.monitor_mode must be min or max; got {monitor_mode!r}")
+            self.monitor_mode = monitor_mode
+        self.test_split = "test"  # the name the test loop gives its split (eval.py may evaluate "val")
+
+    # -- what the pipeline asks of a task class --------------------------------------------
+    @classmethod
+    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
+        """Constructor arguments that come from the set-up data (vocabularies, tokenizers, labels)."""
+        return {}
+
+    def data_overrides(self) -> Dict[str, Any]:
+        """Datamodule arguments that make data match this trained model (its vocabularies)."""
+        return {}
+
+    # -- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ConfigError("this task was built without task.optimizer (e.g. from a checkpoint): it cannot train")
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def batch_tokens(self, batch: Any) -> int:
+        """Tokens a training batch holds (for tokens/s)."""
+        raise NotImplementedError
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def reset_evaluation(self) -> None:
+        raise NotImplementedError
+
+    def evaluation_step(self, batch: Any, split: str) -> None:
+        raise NotImplementedError
+
+    def evaluation_end(self, split: str) -> Evaluation:
+        """The split's evaluation, identical on every DDP rank."""
+        raise NotImplementedError
+
+    def result_extras(self) -> Dict[str, Any]:
+        """What metrics.json should say about how this task scored (e.g. sacrebleu's signature)."""
+        return {}
+
+    def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
+        """Attention maps of the model on these inputs (tasks without attention to show: none)."""
+        return []
+
+    def _finish_evaluation(self, split: str) -> None:
+        evaluation = self.evaluation_end(split)
+        monitored = {k: v for k, v in evaluation.metrics.items() if k == self.monitor}
+        # every rank holds the same synchronised values; sync_dist only confirms them
+        self.log_dict(monitored, prog_bar=True, sync_dist=True)
+        self.log_dict({k: v for k, v in evaluation.metrics.items() if k not in monitored}, sync_dist=True)
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, EvaluationCallback):
+                callback.on_evaluation(self.trainer, self, evaluation)
+        self.reset_evaluation()
+
+    def on_validation_epoch_start(self) -> None:
+        self.reset_evaluation()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluation_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.reset_evaluation()
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.evaluation_step(batch, self.test_split)
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation(self.test_split)
+
+    # -- helpers for subclasses -------------------------------------------------------------------
+    def gather_objects(self, items: List[Any]) -> List[Any]:
+        """Every rank's items, concatenated in rank order (a single process: its own)."""
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return items
+        everyone: List[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(everyone, items)
+        return [item for rank_items in everyone for item in rank_items]

@@ -1,0 +1,74 @@
+"""Reading checkpoints as data.
+
+``torch.load(..., weights_only=True)`` lets only tensors and plain containers out of the file, and
+the hyperparameters that rebuild the model name their components only through attnlab's registry
+(:mod:`attnlab.components`), so nothing in a checkpoint can choose code to run. A checkpoint that
+names anything else is refused with the file and the offending key.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+from attnlab import components
+from attnlab.errors import AttnlabError, CheckpointError
+
+LEGACY_TASK = "translation"  # checkpoints of attnlab 0.1 record no task: they are all translation
+
+
+def read_checkpoint(path: str | Path) -> Dict[str, Any]:
+    """The checkpoint's contents, loaded without unpickling code; its task's keys are checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickled code, a truncated file, not a torch file at all
+        reason = " ".join(str(exc).split())
+        raise CheckpointError(f"{path} cannot be loaded as a weights-only checkpoint: {reason[:300]}") from None
+    hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
+    if not isinstance(hparams, dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not an attnlab checkpoint (no hyper_parameters and state_dict)")
+    task = hparams.get("task", LEGACY_TASK)
+    try:
+        task_class = components.lookup("task", task, "task")
+    except AttnlabError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    missing = [k for k in task_class.checkpoint_keys if k not in hparams]
+    if missing:
+        raise CheckpointError(f"{path} is not an attnlab {task} checkpoint (missing {', '.join(missing)})")
+    for key, kind in task_class.component_keys.items():
+        if hparams.get(key) is not None:
+            try:
+                hparams[key] = components.check_spec(hparams[key], key, kind)  # also converts 0.1's form
+            except AttnlabError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
+    return payload
+
+
+def task_class_of(payload: Dict[str, Any]):
+    return components.lookup("task", payload["hyper_parameters"].get("task", LEGACY_TASK))
+
+
+def load_task(path: str | Path, map_location: str | torch.device = "cpu"):
+    """The task a checkpoint holds, with its weights, in eval mode (no optimizer: inference only)."""
+    payload = read_checkpoint(path)
+    task_class = task_class_of(payload)
+    accepted = set(inspect.signature(task_class.__init__).parameters)
+    hparams = {k: v for k, v in payload["hyper_parameters"].items() if k in accepted}
+    try:
+        task = task_class(**hparams)
+    except AttnlabError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path} does not match this version of attnlab's models: {exc}") from None
+    try:
+        task.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path} holds weights of another model: {first}") from None
+    return task.to(map_location).eval()
