@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import attnlab.run.resolvers  # noqa: F401  (the config tree's own resolvers)
 
@@ -19,16 +19,24 @@ os.environ.setdefault("ATTNLAB_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    from rich.console import Console
-
-    from attnlab.cli.evaluate import evaluate
     from attnlab.errors import AttnlabError
+    from attnlab.run.checks import EVAL_RULES, check_config
     from attnlab.run.console import user_error
+    from attnlab.run.results import RunResult
 
     try:
+        check_config(cfg, EVAL_RULES)
+        from attnlab.cli.evaluate import evaluate
+
         result = evaluate(cfg)
     except AttnlabError as exc:
+        ckpt = OmegaConf.select(cfg, "ckpt_path", throw_on_missing=False)
+        failed = RunResult(status="failed", kind="eval", checkpoint=ckpt, output_dir=str(cfg.paths.output_dir))
+        failed.error = f"{type(exc).__name__}: {exc}"
+        failed.write(cfg.paths.output_dir)  # the run directory says what happened
         sys.exit(user_error(exc, "attnlab eval"))
+    from rich.console import Console
+
     console = Console()
     for key, value in sorted(result.metrics.items()):
         console.print(f"{key:>22}  {value:.4f}")

@@ -23,25 +23,39 @@ if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: every rank must pick the sa
     set_torchrun_run_id()
 
 
+def refuse_missing_resume_dir(argv) -> None:
+    """Hydra creates the run directory before the job starts: a mistyped resume=<dir> must stop
+    here, or it would create the very directory it says does not exist."""
+    for arg in argv[1:]:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") == "resume" and value not in ("", "null") and not Path(value).expanduser().is_dir():
+            sys.exit(f"attnlab: invalid configuration: resume={value}: no such run directory")
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
     from attnlab.errors import AttnlabError
-    from attnlab.run.console import print_result, user_error
-    from attnlab.run.distributed import prepare_ddp_job
-    from attnlab.run.pipeline import record_failure, train
+    from attnlab.run.checks import check_config
+    from attnlab.run.console import user_error
+    from attnlab.run.job import is_multirun, record_failure
 
     restore = lambda: None  # noqa: E731
     try:
+        check_config(cfg)  # before Lightning is even imported: a typo costs a second
+        from attnlab.run.distributed import prepare_ddp_job
+        from attnlab.run.pipeline import train
+
+        from hydra.core.hydra_config import HydraConfig
+
         restore = prepare_ddp_job(cfg, HydraConfig.get())
         result = train(cfg)
     except Exception as exc:
-        if HydraConfig.get().mode.name == "MULTIRUN":
+        if not cfg.get("resume"):  # a resumed run's directory keeps its own story
+            record_failure(cfg, exc)  # the run directory says what happened, for the user and the report
+        if is_multirun():
             # one failed job must not stop the sweep: record it for the report and go on
             logging.getLogger("attnlab").exception("job failed")
             print(f"attnlab: job failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            record_failure(cfg, exc)
             return float("nan")
         if isinstance(exc, AttnlabError):
             sys.exit(user_error(exc))
@@ -50,6 +64,8 @@ def main(cfg: DictConfig) -> float | None:
         restore()
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+    from attnlab.run.console import print_result
+
     if rank_zero_only.rank == 0:  # DDP ranks > 0 finish the same job silently
         print_result(result)
     metric = cfg.get("optimized_metric")
@@ -57,4 +73,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_missing_resume_dir(sys.argv)
     main()

@@ -4,27 +4,41 @@
     echo "tres mil" | attnlab-translate --ckpt model.ckpt --beam 5 [--n-best 3]
     attnlab-translate --ckpt model.ckpt --plot attention.png "doscientos dos"
 
-Prints one translation per line (with ``--n-best K``: K lines ``score<TAB>translation`` per
-sentence, best first). ``--plot`` saves the cross-attention of the first sentence
-(every layer and head) as a heatmap.
+Prints one translation per input line, in order (an empty line gets an empty line, so
+``attnlab-translate < src > hyp`` stays line-aligned; with ``--n-best K``: K lines
+``score<TAB>translation`` per input line, best first). A sentence longer than a learned-position
+model can read is cut to what it reads, with a warning naming the line. ``--plot`` saves the
+cross-attention of the first sentence (every layer and head) as a heatmap.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import List, Optional, Sequence
+
+import torch
 
 from attnlab.errors import AttnlabError
 from attnlab.tasks.checkpoints import load_task
+from attnlab.tasks.translator import TruncatedInputWarning
 
 
-def translate_lines(translator, lines: List[str], beam: int, alpha: float, batch_size: int = 64) -> List[str]:
-    decoding = {"strategy": "beam" if beam > 1 else "greedy", "beam_size": beam, "alpha": alpha}
-    out: List[str] = []
-    for start in range(0, len(lines), batch_size):
-        out.extend(translator.translate(lines[start : start + batch_size], decoding))
-    return out
+def batches(items: List[str], size: int = 64):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_stdin_lines() -> List[str]:
+    """stdin's lines, in order, empty ones included; bytes that are not UTF-8 are an error naming the line."""
+    lines = []
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as exc:
+            raise AttnlabError(f"stdin line {number} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return lines
 
 
 def plot_attention(translator, sentence: str, path: str) -> None:
@@ -49,12 +63,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--beam must be at least 1")
     if not 1 <= args.n_best <= args.beam:
         parser.error("--n-best must be between 1 and --beam")
-    lines = args.text or [line.rstrip("\n") for line in sys.stdin]
-    lines = [line for line in lines if line.strip()]
-    if not lines:
-        parser.error("nothing to translate: give sentences as arguments or on stdin")
     try:
-        task = load_task(args.ckpt, map_location=args.device)
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        parser.error(f"--device {args.device}: {exc}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device is available here")
+    try:
+        lines = args.text or read_stdin_lines()
+        if not any(line.strip() for line in lines):
+            parser.error("nothing to translate: give sentences as arguments or on stdin")
+        task = load_task(args.ckpt, map_location=device)
     except AttnlabError as exc:
         print(f"attnlab-translate: {exc}", file=sys.stderr)
         return 2
@@ -62,15 +81,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if translator is None:
         print(f"attnlab-translate: {args.ckpt} holds a {task.name} model, not a translation model", file=sys.stderr)
         return 2
-    if args.n_best > 1:
-        for hyps in translator.translate_n_best(lines, args.beam, args.n_best, args.alpha):
-            for text, score, _ in hyps:
-                print(f"{score:.4f}\t{text}")
-    else:
-        for translation in translate_lines(translator, lines, args.beam, args.alpha):
-            print(translation)
+    # one output per input line, always: an empty line gets an empty translation, in its place
+    todo = [line for line in lines if line.strip()]
+    limit = translator.max_source_tokens
+    for number, line in enumerate(lines, 1):
+        if limit is not None and line.strip() and translator.source_tokens(line) > limit:
+            print(f"attnlab-translate: warning: line {number}: {translator.truncation_note(translator.source_tokens(line))}", file=sys.stderr)
+    decoding = {"strategy": "beam" if args.beam > 1 else "greedy", "beam_size": args.beam, "alpha": args.alpha}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncatedInputWarning)  # said above, with line numbers
+        if args.n_best > 1:
+            results = iter([hyps for chunk in batches(todo) for hyps in translator.translate_n_best(chunk, args.beam, args.n_best, args.alpha)])
+            for line in lines:
+                hyps = next(results) if line.strip() else [("", 0.0, 0.0)] * args.n_best
+                for text, score, _ in hyps:
+                    print(f"{score:.4f}\t{text}")
+        else:
+            results = iter([out for chunk in batches(todo) for out in translator.translate(chunk, decoding)])
+            for line in lines:
+                print(next(results) if line.strip() else "")
     if args.plot:
-        plot_attention(translator, lines[0], args.plot)
+        plot_attention(translator, todo[0], args.plot)
         print(f"attention heatmap: {args.plot}", file=sys.stderr)
     return 0
 

@@ -249,12 +249,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--min-strongs-overlap", type=float, default=0.5)
     parser.add_argument("--max-length-ratio", type=float, default=2.5)
     args = parser.parse_args(argv)
+    if not 0 < args.min_strongs_overlap <= 1:
+        parser.error(f"--min-strongs-overlap must be in (0, 1]; got {args.min_strongs_overlap}")
+    if not args.max_length_ratio >= 1:
+        parser.error(f"--max-length-ratio must be at least 1; got {args.max_length_ratio}")
+    if args.out.is_dir():
+        parser.error(f"--out {args.out} is a directory; give a file name")
     try:
         verses = build(args.sword_path, args.min_strongs_overlap, args.max_length_ratio)
+        count = write_tsv(verses, args.out)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    count = write_tsv(verses, args.out)
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     sizes = {s: sum(v.split == s for v in verses) for s in ("train", "val", "test")}
     print(f"wrote {count} aligned verses to {args.out} ({', '.join(f'{k} {n}' for k, n in sizes.items())})")
     return 0

@@ -32,15 +32,23 @@ def cache_path(cache_dir: str | os.PathLike, name: str, generator: Callable, kwa
     return Path(cache_dir) / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.tsv"
 
 
+def current_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_writer(path: Path, newline: str | None = None) -> Iterator[TextIO]:
     """A text file that appears at ``path`` whole or not at all: written to a temporary file
-    beside it, then renamed, so concurrent jobs of a sweep never read half of it."""
+    beside it, then renamed, so concurrent jobs of a sweep never read half of it. Its mode is
+    what ``open`` would have given it (0666 less the umask), not the temporary file's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -39,7 +39,9 @@ class Seq2Seq(nn.Module):
     """Base class of the encoder-decoder architectures."""
 
     pad_id: int
-    max_target_positions: Optional[int] = None  # a learned positional table's limit, if any
+    # a learned positional table's limits, if any: the longest source it reads, output it writes
+    max_source_positions: Optional[int] = None
+    max_target_positions: Optional[int] = None
 
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         raise NotImplementedError

@@ -247,6 +247,7 @@ class RNNSeq2Seq(Seq2Seq):
         self.decoder = DECODERS[decoder](
             tgt_vocab_size, emb_dim, d_model, cell, num_layers, dropout, attention(d_model=d_model), pos_enc, pad_id, input_feeding
         )
+        self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.decoder.pos.max_len
         self.output_dropout = nn.Dropout(dropout)
         if tie_embeddings:

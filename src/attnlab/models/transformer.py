@@ -208,6 +208,7 @@ class TransformerSeq2Seq(Seq2Seq):
         )
         self.embed = ScaledEmbedding(tgt_vocab_size, d_model, pad_id)
         self.pos = pos_enc(d_model=d_model)
+        self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.pos.max_len
         self.dropout = nn.Dropout(dropout)
         hook = self.pos.attention_hook()

@@ -1,12 +1,101 @@
-"""Checks of a composed config that must fail before any training, naming the key to change."""
+"""Checks of a composed config that must fail before any training, naming the key to change.
+
+:func:`check_config` needs only OmegaConf: train.py and eval.py run it before importing Lightning,
+so a mistyped value costs a second, not a start-up and a traceback.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from attnlab.errors import ConfigError
+
+Rule = Tuple[Callable[[Any], bool], str]  # (accepts the value, what the value must be)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+POSITIVE_INT: Rule = (lambda v: _integer(v) and v > 0, "a positive integer")
+NON_NEGATIVE_INT: Rule = (lambda v: _integer(v) and v >= 0, "an integer >= 0")
+EPOCHS: Rule = (lambda v: _integer(v) and v >= -1, "an integer >= 0 (or -1: no limit)")
+POSITIVE: Rule = (lambda v: _number(v) and v > 0, "a number > 0")
+NON_NEGATIVE: Rule = (lambda v: _number(v) and v >= 0, "a number >= 0")
+PROBABILITY: Rule = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
+FRACTION: Rule = (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
+INTEGER: Rule = (_integer, "an integer")
+
+
+def optional(rule: Rule) -> Rule:
+    accepts, what = rule
+    return (lambda v: v is None or accepts(v), f"{what} or null")
+
+
+# every numeric key a user types, wherever it lives; keys a config does not have are skipped
+TRAIN_RULES: Dict[str, Rule] = {
+    "seed": INTEGER,
+    "data.seed": INTEGER,
+    "data.batch_size": POSITIVE_INT,
+    "data.eval_batch_size": POSITIVE_INT,
+    "data.max_tokens": optional(POSITIVE_INT),
+    "data.eval_max_tokens": optional(POSITIVE_INT),
+    "data.block_size": POSITIVE_INT,
+    "data.num_workers": NON_NEGATIVE_INT,
+    "data.corpus.train_size": POSITIVE_INT,
+    "data.corpus.val_size": POSITIVE_INT,
+    "data.corpus.test_size": POSITIVE_INT,
+    "data.corpus.max_digits": POSITIVE_INT,
+    "data.bpe.vocab_size": POSITIVE_INT,
+    "data.bpe.min_frequency": POSITIVE_INT,
+    "arch.d_model": POSITIVE_INT,
+    "arch.emb_dim": POSITIVE_INT,
+    "arch.d_ff": POSITIVE_INT,
+    "arch.num_layers": POSITIVE_INT,
+    "arch.num_encoder_layers": POSITIVE_INT,
+    "arch.num_decoder_layers": POSITIVE_INT,
+    "arch.dropout": PROBABILITY,
+    "attention.num_heads": POSITIVE_INT,
+    "attention.d_attn": optional(POSITIVE_INT),
+    "attention.max_chunk_elements": optional(POSITIVE_INT),
+    "attention.dropout": PROBABILITY,
+    "pos_enc.max_len": POSITIVE_INT,
+    "pos_enc.dropout": PROBABILITY,
+    "task.optimizer.lr": POSITIVE,
+    "task.optimizer.weight_decay": NON_NEGATIVE,
+    "task.scheduler.warmup_steps": NON_NEGATIVE_INT,
+    "task.scheduler.min_ratio": FRACTION,
+    "task.label_smoothing": PROBABILITY,
+    "task.max_len_a": NON_NEGATIVE,
+    "task.max_len_b": NON_NEGATIVE_INT,
+    "task.decoding.beam_size": POSITIVE_INT,
+    "task.decoding.alpha": NON_NEGATIVE,
+    "trainer.max_epochs": optional(EPOCHS),
+    "trainer.min_epochs": optional(NON_NEGATIVE_INT),
+    "trainer.max_steps": EPOCHS,
+    "trainer.accumulate_grad_batches": POSITIVE_INT,
+    "trainer.gradient_clip_val": optional(NON_NEGATIVE),
+    "trainer.check_val_every_n_epoch": optional(POSITIVE_INT),
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.num_sanity_val_steps": EPOCHS,
+    "callbacks.early_stopping.patience": NON_NEGATIVE_INT,
+    "callbacks.last_checkpoint.every_n_train_steps": optional(POSITIVE_INT),
+    "callbacks.eval_artifacts.num_examples": NON_NEGATIVE_INT,
+    "callbacks.eval_artifacts.num_heatmaps": NON_NEGATIVE_INT,
+}
+EVAL_RULES: Dict[str, Rule] = {
+    "seed": INTEGER,
+    "decoding.beam_size": optional(POSITIVE_INT),
+    "decoding.alpha": optional(NON_NEGATIVE),
+}
+_ABSENT = object()
 
 
 def check_required_values(cfg: DictConfig) -> None:
@@ -14,6 +103,19 @@ def check_required_values(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"missing required value(s): {', '.join(missing)}; set them on the command line, e.g. {missing[0]}=...")
+
+
+def check_values(cfg: DictConfig, rules: Dict[str, Rule]) -> None:
+    for key, (accepts, what) in rules.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is not _ABSENT and not accepts(value):
+            raise ConfigError(f"{key}={value} must be {what}")
+
+
+def check_config(cfg: DictConfig, rules: Dict[str, Rule] = TRAIN_RULES) -> None:
+    """Everything about a composed config that can be checked before any data or model exists."""
+    check_required_values(cfg)
+    check_values(cfg, rules)
 
 
 def check_model_config(cfg: DictConfig, longest_sequence: Optional[int] = None, data_name: str = "") -> None:

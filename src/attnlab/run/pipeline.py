@@ -19,11 +19,13 @@ from omegaconf import DictConfig
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
-from attnlab.run.checks import check_model_config, check_required_values
-from attnlab.run.results import AXES, RunResult
-from attnlab.run.setup import choices, config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers, job_overrides
+from attnlab.run.checks import check_config, check_model_config
+from attnlab.run.job import base_result, choices
+from attnlab.run.results import RunResult
+from attnlab.run.setup import config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers
 from attnlab.run.wandb_setup import finish_wandb
 from attnlab.tasks.base import Task
+from attnlab.tasks.checkpoints import check_compatible, read_checkpoint
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -40,6 +42,14 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> Optional[str]:
     if not last.exists():
         raise ConfigError(f"resume={cfg.resume}: there is no checkpoints/last.ckpt to continue from")
     return cfg.get("ckpt_path") or "last"
+
+
+def check_resume_checkpoint(ckpt_path: Optional[str], output_dir: Path, task: Task) -> None:
+    """The checkpoint a run continues from is read as data first, and must fit the model."""
+    if ckpt_path is None:
+        return
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    check_compatible(read_checkpoint(path), task, path)
 
 
 def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> Task:
@@ -71,29 +81,6 @@ def end_process_group() -> None:
         dist.destroy_process_group()
 
 
-def base_result(cfg: DictConfig, status: str) -> RunResult:
-    """The fields every result of this job shares, whatever happened to it."""
-    picked = choices(cfg)
-    return RunResult(
-        status=status,
-        task=picked.get("task"),
-        choices={axis: picked.get(axis) for axis in AXES},
-        seed=cfg.seed,
-        run_name=cfg.run_name,
-        tags=list(cfg.get("tags") or []),
-        overrides=job_overrides(),
-        output_dir=str(cfg.paths.output_dir),
-    )
-
-
-def record_failure(cfg: DictConfig, exc: BaseException) -> RunResult:
-    """A failed job still leaves a metrics.json, so the report (and the user) can name it."""
-    result = base_result(cfg, "failed")
-    result.error = f"{type(exc).__name__}: {exc}"
-    result.write(cfg.paths.output_dir)
-    return result
-
-
 def train(cfg: DictConfig) -> RunResult:
     """Train, test and record one configuration."""
     started = time.time()
@@ -102,10 +89,11 @@ def train(cfg: DictConfig) -> RunResult:
     try:
         ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
-        check_required_values(cfg)
+        check_config(cfg)  # (train.py ran it already; a caller of train() may not have)
         data_spec = config_spec(cfg.data, "data")
         datamodule = load_data(data_spec, shuffle_seed=cfg.seed)  # the run's seed orders the data
         task = build_task(cfg, datamodule, data_spec)
+        check_resume_checkpoint(ckpt_path, output_dir, task)
         num_params = sum(p.numel() for p in task.parameters())
 
         loggers = instantiate_loggers(cfg, output_dir)

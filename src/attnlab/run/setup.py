@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab import components
 from attnlab.errors import AttnlabError, ConfigError
+from attnlab.run.job import choices, sweep_group
 from attnlab.run.results import AXES
 from attnlab.run.wandb_setup import ensure_wandb_mode
 
@@ -23,33 +24,6 @@ def config_spec(node: DictConfig, key: str) -> Dict[str, Any]:
         return components.spec_from_config(OmegaConf.to_container(node, resolve=True), key)
     except AttnlabError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def hydra_runtime() -> Optional[Any]:
-    """The running job's HydraConfig node, or None outside a Hydra job."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def job_overrides() -> List[str]:
-    runtime = hydra_runtime()
-    return list(runtime.overrides.task) if runtime is not None else []
-
-
-def sweep_group(cfg: DictConfig) -> Optional[str]:
-    """All jobs of one multirun share a W&B group: ``sweep_name``, else the sweep directory's name."""
-    if cfg.get("sweep_name"):
-        return str(cfg.sweep_name)
-    runtime = hydra_runtime()
-    if runtime is not None and runtime.mode is not None and runtime.mode.name == "MULTIRUN":
-        return f"{cfg.task_name}-{Path(cfg.paths.output_dir).parent.name}"
-    return None
-
-
-def choices(cfg: DictConfig) -> Dict[str, str]:
-    """The chosen option of every axis (and the task), as plain strings."""
-    return {key: str(value) for key, value in cfg.choices.items()}
 
 
 def choice_tags(cfg: DictConfig) -> List[str]:

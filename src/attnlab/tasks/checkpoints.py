@@ -72,3 +72,22 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu"):
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path} holds weights of another model: {first}") from None
     return task.to(map_location).eval()
+
+
+def check_compatible(payload: Dict[str, Any], task: Any, path: str | Path) -> None:
+    """Refuse, in one line, a checkpoint whose task or weights do not fit ``task`` (before
+    Lightning would fail deep inside restoring it)."""
+    recorded = payload["hyper_parameters"].get("task", LEGACY_TASK)
+    if recorded != task.name:
+        raise CheckpointError(f"{path} holds a {recorded} model, but this run trains task={task.name}")
+    expected, theirs = task.state_dict(), payload["state_dict"]
+    problems = [f"{k} missing" for k in expected if k not in theirs]
+    problems += [f"{k} unexpected" for k in theirs if k not in expected]
+    problems += [
+        f"{k} has shape {tuple(theirs[k].shape)}, this model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in theirs and tuple(theirs[k].shape) != tuple(v.shape)
+    ]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{path} holds weights of another model than this configuration: {problems[0]}{more}")

@@ -12,6 +12,7 @@ translation task's own evaluation all use::
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -20,6 +21,10 @@ from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 from attnlab.decoding import beam_search, greedy_decode
 from attnlab.models.base import Seq2Seq
+
+class TruncatedInputWarning(UserWarning):
+    """A source longer than the model can read was cut."""
+
 
 DEFAULT_DECODING = {"strategy": "greedy", "beam_size": 5, "alpha": 0.6}
 STRATEGIES = ("greedy", "beam")
@@ -71,12 +76,35 @@ class Translator:
         return (self.max_len_a * lengths + self.max_len_b).long()
 
     def encode(self, sentences: Sequence[str]) -> torch.Tensor:
-        """Raw sentences -> padded ids (B, S) on the model's device, EOS-terminated."""
-        ids = [self.src_vocab.encode(self.src_tokenizer.tokenize(s)) + [EOS_ID] for s in sentences]
+        """Raw sentences -> padded ids (B, S) on the model's device, EOS-terminated.
+
+        A model with a learned positional table reads at most ``model.max_source_positions``
+        tokens: a longer sentence is cut to that (its end is dropped) with a warning that says so.
+        """
+        ids = [self.src_vocab.encode(self.src_tokenizer.tokenize(s)) for s in sentences]
+        limit = self.max_source_tokens
+        for i, row in enumerate(ids):
+            if limit is not None and len(row) > limit:
+                warnings.warn(f"sentence {i + 1}: {self.truncation_note(len(row))}", TruncatedInputWarning, stacklevel=2)
+                ids[i] = row[:limit]
+        ids = [row + [EOS_ID] for row in ids]
         src = torch.full((len(ids), max(map(len, ids))), PAD_ID, dtype=torch.long, device=self.device)
         for i, row in enumerate(ids):
             src[i, : len(row)] = torch.tensor(row)
         return src
+
+    @property
+    def max_source_tokens(self) -> Optional[int]:
+        """The longest source (in tokens, EOS not counted) the model can read; None: any."""
+        limit = self.model.max_source_positions
+        return None if limit is None else limit - 1
+
+    def source_tokens(self, sentence: str) -> int:
+        return len(self.src_tokenizer.tokenize(sentence))
+
+    def truncation_note(self, tokens: int) -> str:
+        limit = self.max_source_tokens
+        return f"{tokens} tokens, but this model reads at most {limit} (its learned positions end at {limit + 1}, EOS included): translating the first {limit}"
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tgt_tokenizer.detokenize(self.tgt_vocab.decode(ids))

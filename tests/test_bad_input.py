@@ -1,0 +1,267 @@
+"""Bad input, as a new user (or an attacker) types it, through every command-line entry point:
+one clear line on stderr that names the key, file or line, the right exit code, no traceback,
+and nothing lost or created that should not be.
+
+The table holds (name, command, stdin, expected fragment of stderr, exit code). New entry points
+join the table. The commands run two at a time in a module fixture; each case is its own test.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import pytest
+import torch
+
+from attnlab.run.pipeline import train
+from tests.helpers import BIN, ROOT, TINY, TINY_ARCH, compose_config
+
+PY = sys.executable
+TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
+TRANSLATE, AVERAGE, REPORT = [str(BIN / "attnlab-translate")], [str(BIN / "attnlab-average")], [str(BIN / "attnlab-report")]
+BIBLE = [PY, "-m", "attnlab.data.bible"]
+
+
+class CreatesFile:
+    """Unpickled, this opens (creates) a file: the harmless payload of the attack."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def code_running_chain(marker: Path) -> dict:
+    """Only dicts and strings, yet hydra.utils.instantiate would unpickle the payload through
+    torch.load(weights_only=False) <- io.BytesIO <- base64.b64decode."""
+    buffer = io.BytesIO()
+    torch.save(CreatesFile(marker), buffer)  # a pickle inside torch's own file format
+    blob = base64.b64encode(buffer.getvalue()).decode()
+    return {
+        "_target_": "torch.load",
+        "f": {"_target_": "io.BytesIO", "initial_bytes": {"_target_": "base64.b64decode", "s": blob}},
+        "weights_only": False,
+    }
+
+
+@dataclass
+class Case:
+    name: str
+    command: List[str]
+    fragment: str  # must appear in stderr
+    code: int  # the exit code
+    stdin: Optional[bytes] = None
+    check: Optional[Callable[[subprocess.CompletedProcess], None]] = None  # more to assert
+    proc: Optional[subprocess.CompletedProcess] = None
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A workspace: a trained tiny model with learned positions (max_len 32), and the bad files."""
+    root = tmp_path_factory.mktemp("bad_input")
+    data_dir = root / "data"
+    # trained long enough to say something (an untrained model's translations are all empty)
+    cfg = compose_config(root / "trained", ["pos_enc=learned", "pos_enc.max_len=32", "trainer.max_epochs=8", "task.scheduler.warmup_steps=5", "task.optimizer.lr=3e-3"], data_dir)
+    good = Path(train(cfg).checkpoint)
+    payload = torch.load(good, weights_only=True)
+
+    files = {"good": good, "data": data_dir, "root": root, "marker": root / "PWNED"}
+    for key in ("arch", "data"):  # the chain where the model is rebuilt, and where eval.py rebuilds the data
+        evil = {**payload, "hyper_parameters": {**payload["hyper_parameters"], key: code_running_chain(files["marker"])}}
+        torch.save(evil, root / f"evil_{key}.ckpt")
+    resume_dir = root / "evil_run"
+    (resume_dir / "checkpoints").mkdir(parents=True)
+    (resume_dir / "checkpoints" / "last.ckpt").write_bytes((root / "evil_arch.ckpt").read_bytes())
+    (root / "truncated.ckpt").write_bytes(good.read_bytes()[:5000])
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, root / "foreign.ckpt")
+    sweep = root / "sweep" / "0"
+    (sweep / ".hydra").mkdir(parents=True)
+    (sweep / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (sweep / "metrics.json").write_text("")
+    (root / "bad.tsv").write_text("uno\tone\ndos\n", encoding="utf-8")
+    (root / "empty_sweep").mkdir()
+    return files
+
+
+def cases(ws) -> List[Case]:
+    root, good, data = ws["root"], ws["good"], ws["data"]
+    logs = f"paths.log_dir={root / 'logs'}"
+    quick = [*TINY, *TINY_ARCH["transformer"], logs, f"paths.data_dir={data}"]
+    bad_tsv = root / "bad.tsv"
+
+    def train_case(name, args, fragment, data_sizes=True, **kw):
+        base = quick if data_sizes else [o for o in quick if not o.startswith("data.corpus.")]
+        return Case(f"train:{name}", [*TRAIN, *base, *args], fragment, 1, **kw)
+
+    def no_directory(path):
+        def check(proc):
+            assert not Path(path).exists()
+        return check
+
+    def one_line_per_input(proc):
+        first, empty, third = proc.stdout.splitlines()  # three input lines, three output lines
+        assert first and empty == "" and third
+
+    def translated_anyway(proc):
+        (line,) = proc.stdout.splitlines()
+        assert line
+
+    def report_lists_it(proc):
+        text = (root / "sweep" / "report.md").read_text()
+        assert "1 jobs: 0 finished, 1 failed." in text and "unreadable" in text
+
+    return [
+        # -- train.py: values checked before anything is built ---------------------------------
+        train_case("batch_size_0", ["data.batch_size=0"], "attnlab: invalid configuration: data.batch_size=0 must be a positive integer"),
+        train_case("max_tokens_0", ["data.max_tokens=0"], "data.max_tokens=0 must be a positive integer or null"),
+        train_case("train_size_0", ["data.corpus.train_size=0"], "data.corpus.train_size=0 must be a positive integer"),
+        train_case("lr_negative", ["task.optimizer.lr=-0.1"], "task.optimizer.lr=-0.1 must be a number > 0"),
+        train_case("warmup_negative", ["task.scheduler.warmup_steps=-5"], "task.scheduler.warmup_steps=-5 must be an integer >= 0"),
+        train_case("label_smoothing_1", ["task.label_smoothing=1.0"], "task.label_smoothing=1.0 must be a number in [0, 1)"),
+        train_case("beam_size_0", ["task.decoding.beam_size=0"], "task.decoding.beam_size=0 must be a positive integer"),
+        train_case("max_epochs_text", ["trainer.max_epochs=ten"], "trainer.max_epochs=ten must be an integer >= 0 (or -1: no limit) or null"),
+        train_case("dropout_1", ["arch.dropout=1.5"], "arch.dropout=1.5 must be a number in [0, 1)"),
+        train_case("heads_0", ["attention.num_heads=0"], "attention.num_heads=0 must be a positive integer"),
+        # -- train.py: combinations and components -----------------------------------------------
+        train_case("transformer_without_attention", ["attention=none"], "attention=none cannot be used with arch=transformer"),
+        train_case("width_not_divisible", ["arch.d_model=30"], "arch.d_model=30 is not divisible by attention.num_heads=4"),
+        train_case("unregistered_target", ["attention._target_=collections.OrderedDict"], "attention._target_=collections.OrderedDict is not a registered attnlab component"),
+        train_case("missing_values", ["data=parallel_files"], "missing required value(s): data.corpus.test, data.corpus.train, data.corpus.val", data_sizes=False),
+        # -- train.py: data ------------------------------------------------------------------------------
+        train_case("malformed_tsv", ["data=parallel_files", f"data.corpus.train={bad_tsv}", f"data.corpus.val={bad_tsv}", f"data.corpus.test={bad_tsv}"],
+                   f"attnlab: data error: {bad_tsv}:2: expected 2 tab-separated columns (source, target), found 1", data_sizes=False),
+        train_case("missing_file", ["data=parallel_files", f"data.corpus.train={root / 'nope.tsv'}", f"data.corpus.val={bad_tsv}", f"data.corpus.test={bad_tsv}"],
+                   f"data.corpus.train: no such file: {root / 'nope.tsv'}", data_sizes=False),
+        train_case("missing_apt_package", ["data=bible", f"data.corpus.sword_path={root}"], "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv", data_sizes=False),
+        # -- train.py: checkpoints ---------------------------------------------------------------------
+        train_case("ckpt_missing", [f"ckpt_path={root / 'nope.ckpt'}"], f"attnlab: checkpoint error: no checkpoint at {root / 'nope.ckpt'}"),
+        train_case("ckpt_truncated", [f"ckpt_path={root / 'truncated.ckpt'}"], f"{root / 'truncated.ckpt'} cannot be loaded as a weights-only checkpoint"),
+        train_case("ckpt_code_running", [f"ckpt_path={root / 'evil_arch.ckpt'}"], "arch._target_='torch.load' names code, not an attnlab component; refused"),
+        train_case("ckpt_other_model", [f"ckpt_path={good}", "pos_enc=sinusoidal"], "holds weights of another model than this configuration"),
+        train_case("resume_missing_dir", [f"resume={root / 'no_such_run'}"], f"resume={root / 'no_such_run'}: no such run directory", check=no_directory(root / "no_such_run")),
+        train_case("resume_code_running", [f"resume={root / 'evil_run'}"], "arch._target_='torch.load' names code"),
+        # -- eval.py -----------------------------------------------------------------------------------
+        Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1),
+        Case("eval:ckpt_foreign", [*EVAL, f"ckpt_path={root / 'foreign.ckpt'}", logs], "is not an attnlab checkpoint", 1),
+        Case("eval:model_code_running", [*EVAL, f"ckpt_path={root / 'evil_arch.ckpt'}", logs], "arch._target_='torch.load' names code", 1),
+        Case("eval:data_code_running", [*EVAL, f"ckpt_path={root / 'evil_data.ckpt'}", logs], "data._target_='torch.load' names code", 1),
+        Case("eval:bad_split", [*EVAL, f"ckpt_path={good}", "split=train", logs], "split must be one of val, test; got 'train'", 1),
+        Case("eval:beam_size_0", [*EVAL, f"ckpt_path={good}", "decoding.beam_size=0", logs], "decoding.beam_size=0 must be a positive integer or null", 1),
+        Case("eval:bad_strategy", [*EVAL, f"ckpt_path={good}", "decoding.strategy=sample", logs], "decoding.strategy must be one of greedy, beam; got 'sample'", 1),
+        Case("eval:no_ckpt_path", [*EVAL, logs], "missing required value(s): ckpt_path", 1),
+        # -- attnlab-translate ------------------------------------------------------------------------
+        Case("translate:ckpt_missing", [*TRANSLATE, "--ckpt", str(root / "nope.ckpt"), "uno"], "attnlab-translate: no checkpoint at", 2),
+        Case("translate:code_running", [*TRANSLATE, "--ckpt", str(root / "evil_arch.ckpt"), "uno"], "arch._target_='torch.load' names code", 2),
+        Case("translate:beam_0", [*TRANSLATE, "--ckpt", str(good), "--beam", "0", "uno"], "--beam must be at least 1", 2),
+        Case("translate:not_utf8", [*TRANSLATE, "--ckpt", str(good)], "stdin line 2 is not UTF-8", 2, stdin=b"uno\n\xff\xfedos\n"),
+        Case("translate:nothing", [*TRANSLATE, "--ckpt", str(good)], "nothing to translate", 2, stdin=b"\n\n"),
+        Case("translate:no_gpu", [*TRANSLATE, "--ckpt", str(good), "--device", "cuda", "uno"], "--device cuda: no CUDA device is available here", 2),
+        Case("translate:500_words", [*TRANSLATE, "--ckpt", str(good)], "line 1: 500 tokens, but this model reads at most 31", 0,
+             stdin=(" ".join(["mil"] * 500) + "\n").encode(), check=translated_anyway),
+        Case("translate:empty_line", [*TRANSLATE, "--ckpt", str(good)], "", 0, stdin="veintiún mil\n\ntres\n".encode(), check=one_line_per_input),
+        # -- attnlab-average ---------------------------------------------------------------------------
+        Case("average:one", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good)], "averaging needs at least two checkpoints, got 1", 2),
+        Case("average:code_running", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good), str(root / "evil_arch.ckpt")], "arch._target_='torch.load' names code", 2),
+        Case("average:too_few", [*AVERAGE, "--out", str(root / "avg.ckpt"), "--dir", str(root / "empty_sweep"), "--last", "2"], "holds 0 epoch checkpoints, fewer than --last 2", 2),
+        # -- attnlab-report ----------------------------------------------------------------------------
+        Case("report:missing_dir", [*REPORT, str(root / "nowhere")], f"sweep directory not found: {root / 'nowhere'}", 2),
+        Case("report:no_jobs", [*REPORT, str(root / "empty_sweep")], "no jobs found", 1),
+        Case("report:corrupt_metrics", [*REPORT, str(root / "sweep")], "", 0, check=report_lists_it),
+        # -- the Bible exporter ------------------------------------------------------------------------
+        Case("bible:no_modules", [*BIBLE, "--out", str(root / "b.tsv"), "--sword-path", str(root)], "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv", 1),
+        Case("bible:out_is_dir", [*BIBLE, "--out", str(root)], f"--out {root} is a directory", 2),
+        Case("bible:bad_overlap", [*BIBLE, "--out", str(root / "b.tsv"), "--min-strongs-overlap", "3"], "--min-strongs-overlap must be in (0, 1]", 2),
+    ]
+
+
+def run_case(case: Case) -> Case:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_ERROR_REPORTING": "false"}
+    proc = subprocess.run(case.command, input=case.stdin or b"", capture_output=True, timeout=600, env=env, cwd=ROOT)
+    case.proc = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    return case
+
+
+@pytest.fixture(scope="module")
+def results(ws):
+    table = cases(ws)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has two cores
+        return {case.name: case for case in pool.map(run_case, table)}
+
+
+def case_names():
+    # the names without building the workspace: the table with placeholder paths
+    placeholder = {"root": Path("/r"), "good": Path("/r/g"), "data": Path("/r/d"), "marker": Path("/r/m")}
+    return [case.name for case in cases(placeholder)]
+
+
+@pytest.mark.parametrize("name", case_names())
+def test_bad_input_gets_one_clear_line(results, ws, name):
+    case = results[name]
+    proc = case.proc
+    assert proc.returncode == case.code, f"exit {proc.returncode}, stderr: {proc.stderr[-2000:]}"
+    assert case.fragment in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    if case.code != 0:
+        # the message is one line: the last line of stderr, and it holds the fragment
+        assert case.fragment in proc.stderr.strip().splitlines()[-1]
+    if case.check:
+        case.check(proc)
+    assert not ws["marker"].exists(), "a checkpoint ran code"
+
+
+def test_the_chain_is_live_so_its_refusal_means_something(tmp_path):
+    """The control: given to hydra.utils.instantiate, the chain does run the payload."""
+    from hydra.utils import instantiate
+
+    marker = tmp_path / "PWNED"
+    instantiate(code_running_chain(marker))
+    assert marker.exists()
+
+
+def test_no_api_runs_a_checkpoints_code(ws):
+    from attnlab.errors import AttnlabError, CheckpointError
+    from attnlab.tasks import TranslationTask, Translator, load_task, read_checkpoint
+
+    root = ws["root"]
+    for name in ("evil_arch.ckpt", "evil_data.ckpt"):
+        path = root / name
+        with pytest.raises(CheckpointError, match=rf"{path}: \w+\._target_='torch.load' names code"):
+            read_checkpoint(path)
+        with pytest.raises(CheckpointError):
+            load_task(path)
+        with pytest.raises(CheckpointError):
+            Translator.from_checkpoint(path)
+        with pytest.raises(AttnlabError, match="names code, not an attnlab component"):
+            TranslationTask.load_from_checkpoint(path, weights_only=True)  # Lightning's own loader
+    assert not ws["marker"].exists()
+
+
+def test_a_rejected_configuration_leaves_a_run_directory_that_says_why(results, ws):
+    """Every run directory the bad train.py commands left holds a metrics.json with the error."""
+    runs = [p for p in (ws["root"] / "logs" / "train" / "runs").iterdir()]
+    assert len(runs) >= 15
+    for run in runs:
+        result = json.loads((run / "metrics.json").read_text())
+        assert result["status"] == "failed" and result["error"], run
+
+
+def test_the_bible_tsv_respects_the_umask(tmp_path):
+    from attnlab.data.corpus_cache import atomic_writer
+
+    old = os.umask(0o022)
+    try:
+        with atomic_writer(tmp_path / "out.tsv") as f:
+            f.write("x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.tsv").stat().st_mode & 0o777 == 0o644
