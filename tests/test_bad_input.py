@@ -28,6 +28,7 @@ from tests.helpers import BIN, ROOT, TINY, TINY_ARCH, compose_config
 PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
 TRANSLATE, AVERAGE, REPORT = [str(BIN / "attnlab-translate")], [str(BIN / "attnlab-average")], [str(BIN / "attnlab-report")]
+FILL_MASK = [str(BIN / "attnlab-fill-mask")]
 BIBLE = [PY, "-m", "attnlab.data.bible"]
 
 
@@ -89,6 +90,8 @@ def ws(tmp_path_factory):
     (sweep / ".hydra" / "config.yaml").write_text("seed: 1\n")
     (sweep / "metrics.json").write_text("")
     (root / "bad.tsv").write_text("uno\tone\ndos\n", encoding="utf-8")
+    (root / "labels_train.tsv").write_text("a cat\tanimal\na car\tvehicle\n", encoding="utf-8")
+    (root / "labels_test.tsv").write_text("a cow\tanimal\nan apple\tfood\n", encoding="utf-8")
     (root / "empty_sweep").mkdir()
     return files
 
@@ -102,6 +105,13 @@ def cases(ws) -> List[Case]:
     def train_case(name, args, fragment, data_sizes=True, **kw):
         base = quick if data_sizes else [o for o in quick if not o.startswith("data.corpus.")]
         return Case(f"train:{name}", [*TRAIN, *base, *args], fragment, 1, **kw)
+
+    def text_case(name, task, args, fragment):
+        """The text tasks have no decoder: the quick settings without the translation task's keys."""
+        base = ["logger=none", logs, f"paths.data_dir={data}", *TINY_ARCH["transformer"], f"task={task}"]
+        return Case(f"train:{name}", [*TRAIN, *base, *args], fragment, 1)
+
+    own_texts = [f"data.corpus.{split}={root / 'labels_train.tsv'}" for split in ("train", "val", "test")]
 
     def no_directory(path):
         def check(proc):
@@ -150,6 +160,14 @@ def cases(ws) -> List[Case]:
         train_case("ckpt_other_model", [f"ckpt_path={good}", "pos_enc=sinusoidal"], "holds weights of another model than this configuration"),
         train_case("resume_missing_dir", [f"resume={root / 'no_such_run'}"], f"resume={root / 'no_such_run'}: no such run directory", check=no_directory(root / "no_such_run")),
         train_case("resume_code_running", [f"resume={root / 'evil_run'}"], "arch._target_='torch.load' names code"),
+        # -- train.py: the text tasks -------------------------------------------------------------
+        text_case("classification_on_translation_data", "classification", ["data.corpus.train_size=96"], "data=numbers gives translation data, but task=classification reads text data"),
+        text_case("wordnet_missing", "classification", ["data=wordnet", f"data.corpus.wordnet_path={root}"], "apt-get install -y --no-install-recommends wordnet-base"),
+        text_case("label_only_in_test", "classification", ["data=text_files", *own_texts[:2], f"data.corpus.test={root / 'labels_test.tsv'}"],
+                  f"{root / 'labels_test.tsv'}:2: label 'food' never occurs in the training file"),
+        text_case("finetune_from_translation", "classification", ["data=text_files", *own_texts, f"task.init_from={good}"], "fine-tuning starts from a masked-LM (task=mlm) checkpoint"),
+        text_case("mask_prob_1", "mlm", ["data=text_files", *own_texts, "task.mask_prob=1.0"], "task.mask_prob=1.0 must be a number in (0, 1)"),
+        text_case("pooling_unknown", "classification", ["data=text_files", *own_texts, "task.pooling=max"], "task.pooling must be one of cls, mean, attention; got 'max'"),
         # -- eval.py -----------------------------------------------------------------------------------
         Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1),
         Case("eval:ckpt_foreign", [*EVAL, f"ckpt_path={root / 'foreign.ckpt'}", logs], "is not an attnlab checkpoint", 1),
@@ -169,6 +187,11 @@ def cases(ws) -> List[Case]:
         Case("translate:500_words", [*TRANSLATE, "--ckpt", str(good)], "line 1: 500 tokens, but this model reads at most 31", 0,
              stdin=(" ".join(["mil"] * 500) + "\n").encode(), check=translated_anyway),
         Case("translate:empty_line", [*TRANSLATE, "--ckpt", str(good)], "", 0, stdin="veintiún mil\n\ntres\n".encode(), check=one_line_per_input),
+        # -- attnlab-fill-mask ---------------------------------------------------------------------------
+        Case("fill_mask:ckpt_missing", [*FILL_MASK, "--ckpt", str(root / "nope.ckpt"), "a [MASK]"], "attnlab-fill-mask: no checkpoint at", 2),
+        Case("fill_mask:not_mlm", [*FILL_MASK, "--ckpt", str(good), "a [MASK]"], "holds a translation model, not a masked language model", 2),
+        Case("fill_mask:no_mask", [*FILL_MASK, "--ckpt", str(good), "nothing to fill here"], "no [MASK] in 'nothing to fill here'", 2),
+        Case("fill_mask:code_running", [*FILL_MASK, "--ckpt", str(root / "evil_arch.ckpt"), "a [MASK]"], "arch._target_='torch.load' names code", 2),
         # -- attnlab-average ---------------------------------------------------------------------------
         Case("average:one", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good)], "averaging needs at least two checkpoints, got 1", 2),
         Case("average:code_running", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good), str(root / "evil_arch.ckpt")], "arch._target_='torch.load' names code", 2),

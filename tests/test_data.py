@@ -71,9 +71,9 @@ def test_tokenizers_round_trip():
     assert word.detokenize(word.tokenize(text)) == text
     char = Tokenizer("char")
     assert char.detokenize(char.tokenize("3 de julio")) == "3 de julio"
-    with pytest.raises(ValueError, match="src_tokenizer/tgt_tokenizer must be one of word, char, bpe"):
+    with pytest.raises(ValueError, match="must be one of word, char, bpe, hf"):
         Tokenizer("sentencepiece")
-    with pytest.raises(ValueError, match="needs its trained model"):
+    with pytest.raises(ValueError, match="bpe and hf tokenizers need their model"):
         Tokenizer("bpe")
 
 

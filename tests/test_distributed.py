@@ -14,7 +14,10 @@ from tests.helpers import ROOT, TINY, TINY_ARCH, leet, only_run_dir, read_metric
 SMALL = [a for a in TINY if a not in ("logger=none",)] + TINY_ARCH["transformer"] + ["data.corpus.test_size=25", "data.eval_batch_size=8"]
 
 
-@pytest.mark.parametrize("batching", [[], ["data.max_tokens=160", "data.eval_max_tokens=60"]], ids=["sentences", "token_buckets"])
+@pytest.mark.parametrize(
+    "batching",
+    [pytest.param([], id="sentences"), pytest.param(["data.max_tokens=160", "data.eval_max_tokens=60"], id="token_buckets", marks=pytest.mark.slow)],
+)
 def test_ddp_cpu_two_processes_one_wandb_run_and_single_process_bleu(tmp_path, batching):
     logs = tmp_path / "logs"
     proc = run_train_cli(["trainer=ddp_cpu", *SMALL, *batching, f"paths.log_dir={logs}"], cwd=tmp_path)

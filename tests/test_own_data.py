@@ -12,7 +12,7 @@ import time
 import pytest
 
 from attnlab.data import hf, parallel_files
-from attnlab.data.parallel_files import ParallelDataError
+from attnlab.data.user_files import UserDataError
 
 PAIRS = [
     ("el perro come", "the dog eats"),
@@ -52,7 +52,7 @@ def test_a_malformed_line_names_file_and_line_or_is_skipped_and_counted(tmp_path
     bad = tmp_path / "train.tsv"
     bad.write_bytes("el perro\tthe dog\n".encode() + line + "la casa\tthe house\n".encode())
     good = write_tsv(tmp_path / "good.tsv", PAIRS)
-    with pytest.raises(ParallelDataError, match=rf"{re.escape(str(bad))}:2: .*{re.escape(problem)}.*on_error=skip"):
+    with pytest.raises(UserDataError, match=rf"{re.escape(str(bad))}:2: .*{re.escape(problem)}.*on_error=skip"):
         parallel_files.read(train=str(bad), val=str(good), test=str(good))
     with caplog.at_level(logging.WARNING):
         pairs = parallel_files.read(train=str(bad), val=str(good), test=str(good), on_error="skip")
@@ -65,7 +65,7 @@ def test_misaligned_or_missing_files_are_errors_even_when_skipping(tmp_path):
     (tmp_path / "a.en").write_text("one\n", encoding="utf-8")
     good = write_tsv(tmp_path / "good.tsv", PAIRS)
     aligned = {"source": str(tmp_path / "a.es"), "target": str(tmp_path / "a.en")}
-    with pytest.raises(ParallelDataError, match="has 2 lines but .*a.en has 1"):
+    with pytest.raises(UserDataError, match="has 2 lines but .*a.en has 1"):
         parallel_files.read(train=aligned, val=str(good), test=str(good), on_error="skip")
     with pytest.raises(FileNotFoundError, match=r"data.corpus.val: no such file: .*missing.tsv"):
         parallel_files.read(train=str(good), val=str(tmp_path / "missing.tsv"), test=str(good))

@@ -68,6 +68,7 @@ def test_a_failing_job_does_not_stop_the_sweep_and_the_report_names_it(tmp_path)
     assert "attention.num_heads=3" in failed_section and "not divisible" in failed_section
 
 
+@pytest.mark.slow
 def test_optuna_sweep_returns_a_best_value(tmp_path):
     logs = tmp_path / "logs"
     args = ["hparams_search=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2", "logger=none", *SWEEP_TINY, f"paths.log_dir={logs}"]
@@ -83,6 +84,7 @@ def test_optuna_sweep_returns_a_best_value(tmp_path):
     assert set(result["best_params"]) == {"task.optimizer.lr", "task.label_smoothing"}
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_directories(tmp_path):
     logs = tmp_path / "logs"
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2", "logger=none", *SWEEP_TINY, f"paths.log_dir={logs}"]

@@ -47,6 +47,7 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
     },
     "datamodule": {
         "translation": "attnlab.data.datamodule:TranslationDataModule",
+        "text": "attnlab.data.text:TextDataModule",
     },
     "corpus": {
         "numbers": "attnlab.data.numbers:generate",
@@ -54,9 +55,15 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
         "bible": "attnlab.data.bible:generate",
         "parallel_files": "attnlab.data.parallel_files:read",
         "hf": "attnlab.data.hf:load",
+        "wordnet": "attnlab.data.wordnet:generate",
+        "bible_genre": "attnlab.data.bible_genre:generate",
+        "text_files": "attnlab.data.text_files:read",
+        "hf_text": "attnlab.data.hf:load_text",
     },
     "task": {
         "translation": "attnlab.tasks.translation:TranslationTask",
+        "classification": "attnlab.tasks.classification:ClassificationTask",
+        "mlm": "attnlab.tasks.mlm:MaskedLMTask",
     },
 }
 _REGISTERED: Dict[str, Dict[str, Any]] = {kind: {} for kind in KINDS}

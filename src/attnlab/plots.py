@@ -40,6 +40,29 @@ def attention_figure(layers: List[np.ndarray], rows: Sequence[str], cols: Sequen
     return fig
 
 
+def matrix_figure(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, row_axis: str = "", col_axis: str = "") -> Figure:
+    """A counts matrix (a confusion matrix), shaded by row share, with the counts written in."""
+    values = np.asarray(values)
+    share = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.35 * max(len(rows), len(cols)), 20)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    small = max(len(rows), len(cols)) > 20
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=90, fontsize=5 if small else 7)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=5 if small else 7)
+    ax.set_xlabel(col_axis)
+    ax.set_ylabel(row_axis)
+    if len(rows) * len(cols) <= 900:
+        for (r, c), count in np.ndenumerate(values):
+            if count:
+                ax.text(c, r, str(int(count)), ha="center", va="center", fontsize=4 if small else 6, color="white" if share[r, c] > 0.5 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = "BLEU by source length") -> Figure:
     """One line per configuration; series maps a label to rows with ``bucket``, ``min_len``, ``bleu``."""
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -57,6 +80,25 @@ def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def curve_figure(series: Mapping[str, Mapping[float, float]], x_label: str, y_label: str) -> Figure:
+    """One line per configuration over a numeric setting (log x when it spans a decade or more)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    xs = sorted({x for points in series.values() for x in points})
+    for name, points in sorted(series.items()):
+        keys = sorted(points)
+        ax.plot(keys, [points[k] for k in keys], marker="o", label=name)
+    if xs and xs[0] > 0 and xs[-1] / xs[0] >= 10:
+        ax.set_xscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{int(x):,}" for x in xs])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -91,21 +91,50 @@ def columns_of(jobs: Sequence[Job]) -> List[List[Any]]:
     return columns + RUN_COLUMNS
 
 
-def label(job: Job, with_data: bool) -> str:
+# overrides that choose an axis (or the run's plumbing) rather than a setting of the study
+NOT_SETTINGS = {"arch", "attention", "pos_enc", "data", "task", "seed", "arch_attention", "experiment", "logger", "callbacks", "trainer", "debug"}
+
+
+def settings_of(job: Job) -> Dict[str, str]:
+    """The job's command-line settings beyond the axes and the seed (``data.train_size``, ``+source``)."""
+    out = {}
+    for override in job.result.overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key in NOT_SETTINGS or key.split(".")[0] in ("hydra", "paths") or key.split("/")[0] == "hydra":
+            continue
+        out[key] = value
+    return out
+
+
+def varying_settings(jobs: Sequence[Job]) -> List[str]:
+    """The settings whose values differ between the jobs: what, beyond the axes, a sweep compares."""
+    values: Dict[str, set] = defaultdict(set)
+    for job in jobs:
+        for key, value in settings_of(job).items():
+            values[key].add(value)
+    return sorted(k for k, v in values.items() if len(v) > 1 or sum(k in settings_of(j) for j in jobs) < len(jobs))
+
+
+def label(job: Job, with_data: bool, varying: Sequence[str] = ()) -> str:
     parts = [str(job.result.choices.get(axis) or "?") for axis in AXES[: 4 if with_data else 3]]
-    return " / ".join(parts)
+    settings = settings_of(job)
+    extra = ", ".join(f"{k}={settings.get(k, '-')}" for k in varying)
+    return " / ".join(parts) + (f" ({extra})" if extra else "")
 
 
 def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
-    """Group successful jobs by configuration (all axes but the seed): mean and std per column."""
+    """Group successful jobs by configuration (all axes and varying settings but the seed): mean and
+    std per column."""
     ok = [j for j in jobs if j.ok]
     with_data = len({j.result.choices.get("data") for j in ok}) > 1
+    varying = [k for k in varying_settings(ok) if k != "seed"]
     groups: Dict[str, List[Job]] = defaultdict(list)
     for job in ok:
-        groups[label(job, with_data)].append(job)
+        groups[label(job, with_data, varying)].append(job)
     rows = []
     for name, members in sorted(groups.items()):
-        row = {"config": name, "jobs": members, "seeds": sorted(j.result.seed for j in members), "params": members[0].result.params}
+        row = {"config": name, "jobs": members, "seeds": sorted(j.result.seed for j in members), "params": members[0].result.params, "settings": settings_of(members[0])}
         for _, key, _ in columns_of(jobs):
             values = [v for v in (j.result.metric(key) for j in members) if v is not None]
             row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
@@ -139,7 +168,50 @@ def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", m
     return series
 
 
-def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int = 20) -> Path:
+def numeric(value: str) -> Optional[float]:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def curve_section(jobs: Sequence[Job], rows: Sequence[Dict[str, Any]], key: str, out_dir: Path, baseline: Optional[str]) -> List[str]:
+    """The first test metric against a swept setting (e.g. data.train_size), one line per value of
+    the other settings; a setting of "null" is placed at the job's training-set size."""
+    from attnlab import plots
+
+    metric = next((k for _, k, _ in columns_of(jobs) if k.startswith("test/")), None)
+    if metric is None:
+        return []
+    series: Dict[str, Dict[float, tuple]] = defaultdict(dict)
+    for row in rows:
+        value = row["settings"].get(key)
+        x = numeric(value) if value is not None else None
+        if x is None:  # "null": all of the training split
+            x = row["jobs"][0].result.extras.get("data_sizes", {}).get("train")
+        if x is None:
+            continue
+        name = " / ".join(row["config"].split(" (")[0].split(" / ")) + "".join(f", {k}={v}" for k, v in sorted(row["settings"].items()) if k != key)
+        series[name][float(x)] = row[metric]
+    if baseline == "tfidf-svm":
+        from attnlab.cli.baseline import NAME, baseline_curve
+
+        sizes = sorted({x for s in series.values() for x in s})
+        total = max(sizes)
+        by_size = baseline_curve(Path(next(j.dir for j in jobs if j.ok)), [None if x == total else int(x) for x in sizes])
+        series[NAME] = {float(total if size is None else size): (acc, None) for size, acc in by_size.items()}
+    xs = sorted({x for s in series.values() for x in s})
+    heading = key.split(".")[-1]
+    lines = [f"## {metric} against {key}", "", f"![{metric} against {key}]({heading}_curve.png)", ""]
+    lines += [f"| | " + " | ".join(f"{int(x):,}" for x in xs) + " |", "|---|" + "---|" * len(xs)]
+    for name, points in sorted(series.items()):
+        lines.append(f"| {name} | " + " | ".join(fmt(*points[x], metric) if x in points else "–" for x in xs) + " |")
+    lines.append("")
+    plots.save(plots.curve_figure({n: {x: m for x, (m, _) in p.items()} for n, p in series.items()}, key, metric), out_dir / f"{heading}_curve.png")
+    return lines
+
+
+def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int = 20, curve: Optional[str] = None, baseline: Optional[str] = None) -> Path:
     from attnlab import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +253,9 @@ def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int
             by = {r["min_len"]: r["bleu"] for r in s}
             lines.append(f"| {name} | " + " | ".join(f"{by[k]:.1f}" if k in by else "–" for k, _ in buckets) + " |")
         lines.append("")
+
+    if curve:
+        lines += curve_section(jobs, rows, curve, out_dir, baseline)
 
     panels = []
     for row in rows:
@@ -237,7 +312,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--wandb-group", help="ENTITY/PROJECT/GROUP: read the jobs from W&B instead")
     parser.add_argument("--out", type=Path, help="where report.md goes (default: the sweep directory)")
     parser.add_argument("--min-bucket", type=int, default=20, help="leave out length buckets with fewer test sentences (default 20)")
+    parser.add_argument("--curve", metavar="KEY", help="plot the first test metric against this swept setting (e.g. data.train_size)")
+    parser.add_argument("--baseline", choices=["tfidf-svm"], help="with --curve data.train_size: add a TF-IDF + linear SVM line (scikit-learn)")
     args = parser.parse_args(argv)
+    if args.baseline and args.curve != "data.train_size":
+        parser.error("--baseline needs --curve data.train_size (it trains on the same examples)")
     if args.wandb_group:
         jobs = jobs_from_wandb(args.wandb_group)
         out = args.out or Path(".")
@@ -251,7 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not jobs:
         print(f"attnlab-report: no jobs found (no .hydra/config.yaml under {args.sweep_dir})", file=sys.stderr)
         return 1
-    report = write_report(jobs, out, title, min_bucket=args.min_bucket)
+    report = write_report(jobs, out, title, min_bucket=args.min_bucket, curve=args.curve, baseline=args.baseline)
     print(f"wrote {report} ({len(jobs)} jobs)")
     return 0
 

@@ -1,6 +1,6 @@
-"""``hf``: a translation dataset through Hugging Face ``datasets`` (optional: ``pip install
-'attnlab[hf]'``), from the Hub (e.g. ``opus_books`` / ``en-es``) or from local csv/json files
-with the same loader.
+"""``hf`` and ``hf_text``: datasets through Hugging Face ``datasets`` (optional: ``pip install
+'attnlab[hf]'``), from the Hub (``opus_books`` / ``en-es`` for translation, ``ag_news`` for
+classification) or from local csv/json files with the same loader.
 
 Rows are either ``{"translation": {"es": ..., "en": ...}}`` (the Hub's translation layout) or
 flat columns named by ``source_field`` / ``target_field``. Splits the dataset lacks (opus_books
@@ -73,6 +73,22 @@ def _pair(row: Mapping[str, Any], source: str, target: str, where: str) -> Tuple
     return " ".join(src.split()), " ".join(tgt.split())
 
 
+def _splits(path: str, name: Optional[str], data_files: Any, split_names: Optional[Mapping[str, str]], val_size: int, test_size: int, seed: int) -> Dict[str, Any]:
+    """train/val/test of a dataset; a split it lacks is carved out of its train split with ``seed``."""
+    names = {**DEFAULT_SPLIT_NAMES, **(split_names or {})}
+    dataset = _load(path, name, data_files)
+    if names["train"] not in dataset:
+        raise KeyError(f"data=hf: {path!r} has no split {names['train']!r}; it has {sorted(dataset)}")
+    parts: Dict[str, Any] = {"train": dataset[names["train"]]}
+    for split, size in (("val", val_size), ("test", test_size)):
+        if names[split] in dataset:
+            parts[split] = dataset[names[split]]
+        else:  # carve the missing split out of train, reproducibly
+            carved = parts["train"].train_test_split(test_size=size, seed=seed + len(parts), shuffle=True)
+            parts["train"], parts[split] = carved["train"], carved["test"]
+    return parts
+
+
 def load(
     path: str,
     name: Optional[str] = None,
@@ -84,19 +100,37 @@ def load(
     test_size: int = 1000,
     seed: int = 1234,
 ) -> Pairs:
-    names = {**DEFAULT_SPLIT_NAMES, **(split_names or {})}
-    dataset = _load(path, name, data_files)
-    if names["train"] not in dataset:
-        raise KeyError(f"data=hf: {path!r} has no split {names['train']!r}; it has {sorted(dataset)}")
-    train = dataset[names["train"]]
-    parts: Dict[str, Any] = {"train": train}
-    for split, size in (("val", val_size), ("test", test_size)):
-        if names[split] in dataset:
-            parts[split] = dataset[names[split]]
-        else:  # carve the missing split out of train, reproducibly
-            carved = parts["train"].train_test_split(test_size=size, seed=seed + len(parts), shuffle=True)
-            parts["train"], parts[split] = carved["train"], carved["test"]
-    pairs: Dict[str, List[Tuple[str, str]]] = {}
+    """Sentence pairs for translation."""
+    parts = _splits(path, name, data_files, split_names, val_size, test_size, seed)
+    return {split: [_pair(row, source_field, target_field, f"{path}[{split}] row {i}") for i, row in enumerate(parts[split])] for split in SPLITS}
+
+
+def load_text(
+    path: str = "ag_news",
+    name: Optional[str] = None,
+    data_files: Any = None,
+    text_field: str = "text",
+    label_field: str = "label",
+    split_names: Optional[Mapping[str, str]] = None,
+    val_size: int = 1000,
+    test_size: int = 1000,
+    seed: int = 1234,
+) -> Pairs:
+    """Labelled texts for classification (default: AG News, the lesson's dataset, 4 classes).
+    Integer labels of a ``ClassLabel`` column become its names."""
+    parts = _splits(path, name, data_files, split_names, val_size, test_size, seed)
+    texts: Dict[str, List[Tuple[str, str]]] = {}
     for split in SPLITS:
-        pairs[split] = [_pair(row, source_field, target_field, f"{path}[{names.get(split, split)}] row {i}") for i, row in enumerate(parts[split])]
-    return pairs
+        feature = parts[split].features.get(label_field) if hasattr(parts[split], "features") else None
+        label_names = getattr(feature, "names", None)
+        rows = []
+        for i, row in enumerate(parts[split]):
+            where = f"{path}[{split}] row {i}"
+            if text_field not in row or label_field not in row:
+                raise KeyError(f"{where}: no field {text_field!r} or {label_field!r}; fields are {sorted(row)} (set data.corpus.text_field/label_field)")
+            text, label = row[text_field], row[label_field]
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{where}: empty or non-text {text_field!r}: {text!r}")
+            rows.append((" ".join(text.split()), label_names[label] if label_names else str(label)))
+        texts[split] = rows
+    return texts

@@ -55,13 +55,17 @@ def cached_bpe(texts: Sequence[str], vocab_size: int, min_frequency: int, cache_
 
 
 class BPE:
-    """Text <-> subword pieces with a trained model (its JSON string)."""
+    """Text <-> subword pieces with a Hugging Face ``tokenizers`` model (its JSON string): a BPE
+    trained here, or a pretrained model's own (WordPiece). Special tokens, padding and truncation
+    stay attnlab's business, not the tokenizer's."""
 
     def __init__(self, model: str):
         from tokenizers import Tokenizer
 
         self.model = model
         self._tokenizer = Tokenizer.from_str(model)
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
 
     def tokenize(self, text: str) -> List[str]:
         return self._tokenizer.encode(text, add_special_tokens=False).tokens

@@ -1,12 +1,16 @@
 """Assemble a model from component specs (see :mod:`attnlab.components`): the architecture
-receives its attention and positional factories by injection."""
+receives its attention and positional factories by injection. One ``arch`` setting builds the
+encoder-decoder, or its encoder alone under a classification or masked-LM head."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from torch import nn
+
 from attnlab import components
 from attnlab.models.base import Seq2Seq
+from attnlab.models.heads import MaskedLanguageModel, SequenceClassifier
 
 
 def build_seq2seq(
@@ -26,3 +30,28 @@ def build_seq2seq(
         pos_enc=components.build(pos_enc, "pos_enc", kind="pos_enc"),
         pad_id=pad_id,
     )
+
+
+def build_encoder(arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], vocab_size: int, pad_id: int) -> nn.Module:
+    """The encoder of the registered ``arch`` (its ``encoder_only`` form, from the same settings)."""
+    arch_factory = components.build(arch, "arch", kind="arch")
+    return arch_factory.func.encoder_only(
+        vocab_size=vocab_size,
+        attention=components.build(attention, "attention", kind="attention"),
+        pos_enc=components.build(pos_enc, "pos_enc", kind="pos_enc"),
+        pad_id=pad_id,
+        **arch_factory.keywords,
+    )
+
+
+def build_classifier(
+    arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], vocab_size: int, num_classes: int, pad_id: int, pooling: str, dropout: float
+) -> SequenceClassifier:
+    """An encoder and a classification head; ``pooling="attention"`` pools with the registered
+    ``attention`` (a learned query; ``attention=none``: the final state)."""
+    encoder = build_encoder(arch, attention, pos_enc, vocab_size, pad_id)
+    return SequenceClassifier(encoder, num_classes, pooling, dropout, components.build(attention, "attention", kind="attention"))
+
+
+def build_masked_lm(arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], vocab_size: int, pad_id: int) -> MaskedLanguageModel:
+    return MaskedLanguageModel(build_encoder(arch, attention, pos_enc, vocab_size, pad_id))

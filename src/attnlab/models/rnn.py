@@ -91,6 +91,33 @@ class RNNEncoder(nn.Module):
         return self.output_proj(outputs), _map_state(final, join_directions)
 
 
+class RNNTextEncoder(nn.Module):
+    """An RNN encoder on its own: (B, S) tokens -> states (B, S, d), padding mask (B, S), no
+    attention weights (an RNN has none of its own; a head's attention pools its states)."""
+
+    def __init__(self, vocab_size: int, pos_enc: PositionalFactory, pad_id: int = 0, d_model: int = 256, emb_dim: int = 128,
+                 cell: str = "gru", num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.1):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"arch.cell must be one of {', '.join(CELLS)}; got {cell!r}")
+        self.pad_id = pad_id
+        self.d_model = d_model
+        self.encoder = RNNEncoder(vocab_size, emb_dim, d_model, cell, num_layers, bidirectional, dropout, pos_enc, pad_id)
+
+    @property
+    def embed(self) -> nn.Embedding:  # the token embedding, where a transformer encoder has it
+        return self.encoder.embed
+
+    @property
+    def pos(self):
+        return self.encoder.pos
+
+    def forward(self, tokens: Tensor, need_weights: bool = False, token_types: Optional[Tensor] = None):
+        mask = padding_mask(tokens, self.pad_id)
+        states, _ = self.encoder(tokens, mask)
+        return states, mask, []
+
+
 class Bridge(nn.Module):
     """Encoder final state (layers, B, dirs*d) -> decoder initial state (layers, B, d)."""
 
@@ -257,6 +284,27 @@ class RNNSeq2Seq(Seq2Seq):
         else:
             self.pre_generator = nn.Identity()
             self.generator = nn.Linear(d_model, tgt_vocab_size)
+
+    @classmethod
+    def encoder_only(
+        cls,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: Optional[PositionalFactory] = None,
+        pad_id: int = 0,
+        d_model: int = 256,
+        emb_dim: int = 128,
+        cell: str = "gru",
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        decoder: Optional[str] = None,  # the encoder-decoder's own settings: unused here
+        input_feeding: Optional[bool] = None,
+        tie_embeddings: Optional[bool] = None,
+    ) -> RNNTextEncoder:
+        """The encoder of this architecture, from the same ``arch`` settings. ``attention`` is not
+        the encoder's: a classifier pools the states with it."""
+        return RNNTextEncoder(vocab_size, pos_enc or NoPositionalEncoding, pad_id, d_model, emb_dim, cell, num_layers, bidirectional, dropout)
 
     def _logits(self, hidden: Tensor) -> Tensor:
         return self.generator(self.pre_generator(self.output_dropout(hidden)))

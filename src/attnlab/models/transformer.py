@@ -29,12 +29,15 @@ from attnlab.models.base import (
 )
 
 NORMS = ("post", "pre")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}  # gelu: the exact (erf) form, as BERT's
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
+    def __init__(self, d_model: int, d_ff: int, dropout: float, activation: str = "relu"):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"arch.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -43,9 +46,9 @@ class FeedForward(nn.Module):
 class Sublayer(nn.Module):
     """Residual connection around a sublayer, with LayerNorm after (post) or before (pre) it."""
 
-    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool, eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.pre_norm = pre_norm
 
@@ -56,12 +59,12 @@ class Sublayer(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, d_model: int, self_attn: Attention, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, d_model: int, self_attn: Attention, d_ff: int, dropout: float, pre_norm: bool, activation: str = "relu", eps: float = 1e-5):
         super().__init__()
         self.self_attn = self_attn
-        self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.attn_block = Sublayer(d_model, dropout, pre_norm)
-        self.ff_block = Sublayer(d_model, dropout, pre_norm)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
+        self.attn_block = Sublayer(d_model, dropout, pre_norm, eps)
+        self.ff_block = Sublayer(d_model, dropout, pre_norm, eps)
 
     def forward(self, x: Tensor, pad_mask: Tensor, need_weights: bool = False):
         x, w = self.attn_block(x, lambda h: self.self_attn(h, h, h, key_padding_mask=pad_mask, need_weights=need_weights))
@@ -70,14 +73,14 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, self_attn: Attention, cross_attn: Attention, d_ff: int, dropout: float, pre_norm: bool):
+    def __init__(self, d_model: int, self_attn: Attention, cross_attn: Attention, d_ff: int, dropout: float, pre_norm: bool, activation: str = "relu", eps: float = 1e-5):
         super().__init__()
         self.self_attn = self_attn
         self.cross_attn = cross_attn
-        self.feed_forward = FeedForward(d_model, d_ff, dropout)
-        self.self_block = Sublayer(d_model, dropout, pre_norm)
-        self.cross_block = Sublayer(d_model, dropout, pre_norm)
-        self.ff_block = Sublayer(d_model, dropout, pre_norm)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
+        self.self_block = Sublayer(d_model, dropout, pre_norm, eps)
+        self.cross_block = Sublayer(d_model, dropout, pre_norm, eps)
+        self.ff_block = Sublayer(d_model, dropout, pre_norm, eps)
 
     def forward(self, y: Tensor, memory: Tensor, memory_mask: Tensor, causal: Tensor, need_weights: bool = False):
         # no target padding mask: padding sits at the end, so the causal mask already hides it
@@ -115,22 +118,24 @@ class DecoderCache:
 
 
 class ScaledEmbedding(nn.Module):
-    """Token embedding times √d (Vaswani et al. 2017, section 3.4)."""
+    """Token embedding times √d (Vaswani et al. 2017, section 3.4); ``scale=False`` leaves it
+    unscaled (BERT)."""
 
-    def __init__(self, vocab_size: int, d_model: int, pad_id: int):
+    def __init__(self, vocab_size: int, d_model: int, pad_id: int, scale: bool = True):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         with torch.no_grad():
             self.embedding.weight[pad_id].zero_()
-        self.scale = math.sqrt(d_model)
+        self.scale = math.sqrt(d_model) if scale else None
 
     @property
     def weight(self) -> nn.Parameter:
         return self.embedding.weight
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return self.embedding(tokens) * self.scale
+        x = self.embedding(tokens)
+        return x if self.scale is None else x * self.scale
 
 
 def _check_norm(norm: str) -> bool:
@@ -140,7 +145,12 @@ def _check_norm(norm: str) -> bool:
 
 
 class TransformerEncoder(nn.Module):
-    """Embedding + positions + N self-attention layers: (B, S) tokens -> (B, S, d)."""
+    """Embedding + positions + N self-attention layers: (B, S) tokens -> (B, S, d).
+
+    The defaults are the paper's encoder. BERT's differs in four switches: ``activation="gelu"``,
+    ``embed_scale=False`` (no √d), ``embedding_norm=True`` (LayerNorm over the summed embeddings)
+    and ``type_vocab_size=2`` (segment embeddings), with ``norm_eps=1e-12``.
+    """
 
     def __init__(
         self,
@@ -153,27 +163,38 @@ class TransformerEncoder(nn.Module):
         d_ff: int = 1024,
         dropout: float = 0.1,
         norm: str = "post",
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        embed_scale: bool = True,
+        embedding_norm: bool = False,
+        type_vocab_size: int = 0,
     ):
         super().__init__()
         pre_norm = _check_norm(norm)
         self.pad_id = pad_id
         self.d_model = d_model
-        self.embed = ScaledEmbedding(vocab_size, d_model, pad_id)
+        self.embed = ScaledEmbedding(vocab_size, d_model, pad_id, scale=embed_scale)
         self.pos = pos_enc(d_model=d_model)
+        self.token_type = nn.Embedding(type_vocab_size, d_model) if type_vocab_size else None
+        self.embed_norm = nn.LayerNorm(d_model, eps=norm_eps) if embedding_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         hook = self.pos.attention_hook()
         layers = []
         for _ in range(num_layers):
             self_attn = attention(d_model=d_model, position_hook=hook)
             check_attention_for_self_attention(self_attn, "transformer")
-            layers.append(EncoderLayer(d_model, self_attn, d_ff, dropout, pre_norm))
+            layers.append(EncoderLayer(d_model, self_attn, d_ff, dropout, pre_norm, activation, norm_eps))
         self.layers = nn.ModuleList(layers)
-        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.final_norm = nn.LayerNorm(d_model, eps=norm_eps) if pre_norm else nn.Identity()
 
-    def forward(self, src: Tensor, need_weights: bool = False) -> Tuple[Tensor, Tensor, List[Tensor]]:
-        """-> outputs (B, S, d), padding mask (B, S), per-layer weights (B, H, S, S)."""
+    def forward(self, src: Tensor, need_weights: bool = False, token_types: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """-> outputs (B, S, d), padding mask (B, S), per-layer weights (B, H, S, S).
+        ``token_types`` (B, S): segment ids (all 0 when not given)."""
         mask = padding_mask(src, self.pad_id)
-        x = self.dropout(self.pos(self.embed(src)))
+        x = self.pos(self.embed(src))  # (B, S, d)
+        if self.token_type is not None:
+            x = x + (self.token_type(token_types) if token_types is not None else self.token_type.weight[0])
+        x = self.dropout(self.embed_norm(x))
         weights = []
         for layer in self.layers:
             x, w = layer(x, mask, need_weights)
@@ -197,6 +218,8 @@ class TransformerSeq2Seq(Seq2Seq):
         norm: str = "post",
         tie_embeddings: bool = True,
         incremental: bool = True,
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         pre_norm = _check_norm(norm)
@@ -204,7 +227,7 @@ class TransformerSeq2Seq(Seq2Seq):
         # step-wise decoding with a key/value cache (else each step recomputes the prefix)
         self.incremental = incremental
         self.encoder = TransformerEncoder(
-            src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm
+            src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm, activation, norm_eps
         )
         self.embed = ScaledEmbedding(tgt_vocab_size, d_model, pad_id)
         self.pos = pos_enc(d_model=d_model)
@@ -220,13 +243,43 @@ class TransformerSeq2Seq(Seq2Seq):
                 d_ff,
                 dropout,
                 pre_norm,
+                activation,
+                norm_eps,
             )
             for _ in range(num_decoder_layers)
         )
-        self.final_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.final_norm = nn.LayerNorm(d_model, eps=norm_eps) if pre_norm else nn.Identity()
         self.generator = nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings:
             self.generator.weight = self.embed.weight
+
+    @classmethod
+    def encoder_only(
+        cls,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        num_encoder_layers: int = 3,
+        d_ff: int = 1024,
+        dropout: float = 0.1,
+        norm: str = "post",
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        embed_scale: bool = True,
+        embedding_norm: bool = False,
+        type_vocab_size: int = 0,
+        num_decoder_layers: Optional[int] = None,  # the encoder-decoder's own settings: unused here
+        tie_embeddings: Optional[bool] = None,
+        incremental: Optional[bool] = None,
+    ) -> TransformerEncoder:
+        """The encoder of this architecture, from the same ``arch`` settings (text classification,
+        masked-LM pre-training)."""
+        return TransformerEncoder(
+            vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm,
+            activation, norm_eps, embed_scale, embedding_norm, type_vocab_size,
+        )
 
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         memory, mask, weights = self.encoder(src, need_weights)

@@ -72,9 +72,10 @@ class EvaluationRecorder(EvaluationCallback):
 
 class EvalArtifacts(EvaluationCallback):
     """After each validation and the test: example predictions, the task's curves (BLEU by source
-    length) and attention heatmaps for a fixed set of examples, to W&B (and TensorBoard). After
-    the test it also saves the heatmaps as PNG files and the first example's alignment as JSON
-    in the run directory, for the sweep report.
+    length) and matrices (a confusion matrix), and attention heatmaps for a fixed set of examples,
+    to W&B (and TensorBoard). After the test it also saves the figures as PNG files (heatmaps in
+    ``heatmaps/``, the task's figures beside metrics.json) and the first example's alignment as
+    JSON, for the sweep report.
     """
 
     def __init__(self, num_examples: int = 4, num_heatmaps: int = 2, heatmap_dir: str = "heatmaps"):
@@ -93,7 +94,9 @@ class EvalArtifacts(EvaluationCallback):
         for i, example in enumerate(examples):
             for kind, amap in example.maps.items():
                 title = f"{kind} attention, {evaluation.split} example {i}: {example.caption}"
-                images[f"{kind}/example_{i}"] = plots.render_png(plots.attention_figure(amap.layers, amap.rows, amap.cols, title))
+                images[f"attention/{kind}/example_{i}"] = plots.render_png(plots.attention_figure(amap.layers, amap.rows, amap.cols, title))
+        for name, heatmap in evaluation.heatmaps.items():
+            images[name] = plots.render_png(plots.matrix_figure(heatmap.values, heatmap.rows, heatmap.cols, heatmap.title, heatmap.row_axis, heatmap.col_axis))
         stage, step = evaluation.split, trainer.global_step
         loggers = _by_kind(trainer.loggers)
         if "wandb" in loggers:
@@ -109,7 +112,7 @@ class EvalArtifacts(EvaluationCallback):
                 table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in curve.rows])
                 payload[f"{stage}/{name}"] = table
                 payload[f"{stage}/{name}_chart"] = wandb.plot.line(table, curve.x, curve.y, title=curve.title)
-            payload.update({f"{stage}/attention/{name}": wandb.Image(plots.png_to_array(png)) for name, png in images.items()})
+            payload.update({f"{stage}/{name}": wandb.Image(plots.png_to_array(png)) for name, png in images.items()})
             logger.experiment.log(payload)
         if "tensorboard" in loggers:
             writer = loggers["tensorboard"].experiment
@@ -119,7 +122,7 @@ class EvalArtifacts(EvaluationCallback):
                 for r in curve.rows:
                     writer.add_scalar(f"{stage}/{name}/{r.get('bucket', r[curve.x])}", r[curve.y], step)
             for name, png in images.items():
-                writer.add_image(f"{stage}/attention/{name}", plots.png_to_array(png), step, dataformats="HWC")
+                writer.add_image(f"{stage}/{name}", plots.png_to_array(png), step, dataformats="HWC")
         if trainer.testing:
             self._save(Path(trainer.default_root_dir), images, examples, task.alignment_kind)
 
@@ -127,7 +130,10 @@ class EvalArtifacts(EvaluationCallback):
         heatmaps = out_dir / self.heatmap_dir
         heatmaps.mkdir(parents=True, exist_ok=True)
         for name, png in images.items():
-            (heatmaps / f"{name.replace('/', '_')}.png").write_bytes(png)
+            if name.startswith("attention/"):
+                (heatmaps / f"{name[len('attention/'):].replace('/', '_')}.png").write_bytes(png)
+            else:  # the task's own figures (a confusion matrix) sit in the run directory
+                (out_dir / f"{name.replace('/', '_')}.png").write_bytes(png)
         if examples and alignment_kind in examples[0].maps:
             amap = examples[0].maps[alignment_kind]
             weights = amap.layers[-1].mean(axis=0)  # last layer, averaged over heads: (T, S)

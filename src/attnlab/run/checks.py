@@ -31,6 +31,7 @@ POSITIVE: Rule = (lambda v: _number(v) and v > 0, "a number > 0")
 NON_NEGATIVE: Rule = (lambda v: _number(v) and v >= 0, "a number >= 0")
 PROBABILITY: Rule = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
 FRACTION: Rule = (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
+OPEN_UNIT: Rule = (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
 INTEGER: Rule = (_integer, "an integer")
 
 
@@ -49,6 +50,9 @@ TRAIN_RULES: Dict[str, Rule] = {
     "data.eval_max_tokens": optional(POSITIVE_INT),
     "data.block_size": POSITIVE_INT,
     "data.num_workers": NON_NEGATIVE_INT,
+    "data.max_len": (lambda v: _integer(v) and v >= 3, "an integer >= 3 (<bos>, a token, <eos>)"),
+    "data.train_size": optional(POSITIVE_INT),
+    "data.labels_per_class": optional(POSITIVE_INT),
     "data.corpus.train_size": POSITIVE_INT,
     "data.corpus.val_size": POSITIVE_INT,
     "data.corpus.test_size": POSITIVE_INT,
@@ -77,6 +81,11 @@ TRAIN_RULES: Dict[str, Rule] = {
     "task.max_len_b": NON_NEGATIVE_INT,
     "task.decoding.beam_size": POSITIVE_INT,
     "task.decoding.alpha": NON_NEGATIVE,
+    "task.classifier_dropout": PROBABILITY,
+    "task.encoder_lr_scale": POSITIVE,
+    "task.mask_prob": OPEN_UNIT,
+    "task.mask_token_prob": FRACTION,
+    "task.random_token_prob": FRACTION,
     "trainer.max_epochs": optional(EPOCHS),
     "trainer.min_epochs": optional(NON_NEGATIVE_INT),
     "trainer.max_steps": EPOCHS,

@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from attnlab import components
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
@@ -52,12 +53,26 @@ def check_resume_checkpoint(ckpt_path: Optional[str], output_dir: Path, task: Ta
     check_compatible(read_checkpoint(path), task, path)
 
 
-def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> Task:
-    """The task of ``cfg.task``, with the model's component specs and what it needs from the data."""
+def task_class_of(cfg: DictConfig) -> type:
     try:
-        task_class = get_class(cfg.task._target_)
+        return get_class(cfg.task._target_)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"task._target_={cfg.task._target_}: {exc}") from None
+
+
+def check_data_kind(task_class: type, data_spec: Dict[str, Any], cfg: DictConfig) -> None:
+    """Each task reads its kind of data: translation sentence pairs, classification labelled text."""
+    kind = components.component_name(data_spec)
+    if task_class.data_kinds and kind not in task_class.data_kinds:
+        raise ConfigError(
+            f"data={cfg.choices.data} gives {kind} data, but task={cfg.choices.task} reads {' or '.join(task_class.data_kinds)} data: "
+            f"choose a data option for that task (see the README's data sections)"
+        )
+
+
+def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> Task:
+    """The task of ``cfg.task``, with the model's component specs and what it needs from the data."""
+    task_class = task_class_of(cfg)
     specs = {key: config_spec(cfg[key], key) for key in ("arch", "attention", "pos_enc")}
     check_model_config(cfg, getattr(datamodule, "longest_sequence", None), cfg.choices.data)
     try:
@@ -91,15 +106,21 @@ def train(cfg: DictConfig) -> RunResult:
         L.seed_everything(cfg.seed, workers=True)
         check_config(cfg)  # (train.py ran it already; a caller of train() may not have)
         data_spec = config_spec(cfg.data, "data")
-        datamodule = load_data(data_spec, shuffle_seed=cfg.seed)  # the run's seed orders the data
+        task_class = task_class_of(cfg)
+        check_data_kind(task_class, data_spec, cfg)
+        # the run's seed orders the data; a pretrained model brings its tokenizer and vocabulary
+        datamodule = load_data(data_spec, shuffle_seed=cfg.seed, **task_class.pretrained_data(cfg.task))
         task = build_task(cfg, datamodule, data_spec)
         check_resume_checkpoint(ckpt_path, output_dir, task)
         num_params = sum(p.numel() for p in task.parameters())
 
-        loggers = instantiate_loggers(cfg, output_dir)
         recorder = EvaluationRecorder(output_dir)
-        callbacks = [recorder, *instantiate_callbacks(cfg, with_logger=bool(loggers))]
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        try:  # settings Lightning refuses (a progress bar turned off and configured at once, ...)
+            loggers = instantiate_loggers(cfg, output_dir)
+            callbacks = [recorder, *instantiate_callbacks(cfg, with_logger=bool(loggers))]
+            trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        except InstantiationException as exc:
+            raise ConfigError(" ".join(str(_root_cause(exc)).split())) from exc
         summary = experiment_summary(cfg, num_params)
         for logger in trainer.loggers:
             logger.log_hyperparams(summary)
@@ -118,6 +139,9 @@ def train(cfg: DictConfig) -> RunResult:
         for split, evaluation in recorder.latest.items():
             for name, curve in evaluation.curves.items():
                 result.extras.setdefault(name, {})[split] = curve.rows  # e.g. bleu_by_length: {val: ..., test: ...}
+        sizes = {split: len(dataset) for split, dataset in (getattr(datamodule, "splits", None) or {}).items()}
+        if sizes:
+            result.extras["data_sizes"] = sizes  # what this run trained and was scored on
         result.report_columns = [list(column) for column in task.report_columns]
         result.tokens_per_sec = throughput.tokens_per_sec if throughput else None
         result.wall_time_s = time.time() - started

@@ -1,9 +1,26 @@
 """Tasks: one LightningModule each, on the :class:`~attnlab.tasks.base.Task` base. A task never
-knows which architecture it trains."""
+knows which architecture it trains.
 
-from attnlab.tasks.base import Evaluation, Task
-from attnlab.tasks.checkpoints import load_task, read_checkpoint
-from attnlab.tasks.translation import TranslationTask
-from attnlab.tasks.translator import Translator
+The names below load on first use, so a tool that only reads a checkpoint (or fails to find one)
+does not pay for importing Lightning and every task.
+"""
 
-__all__ = ["Evaluation", "Task", "TranslationTask", "Translator", "load_task", "read_checkpoint"]
+from importlib import import_module
+
+_WHERE = {
+    "Evaluation": "attnlab.tasks.base",
+    "Task": "attnlab.tasks.base",
+    "ClassificationTask": "attnlab.tasks.classification",
+    "MaskedLMTask": "attnlab.tasks.mlm",
+    "TranslationTask": "attnlab.tasks.translation",
+    "Translator": "attnlab.tasks.translator",
+    "load_task": "attnlab.tasks.checkpoints",
+    "read_checkpoint": "attnlab.tasks.checkpoints",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

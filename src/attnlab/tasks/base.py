@@ -28,6 +28,13 @@ from attnlab.errors import ConfigError
 ReportColumn = Tuple[str, str, bool]
 
 
+def plain(value: Any) -> Any:
+    """Config containers -> plain dicts and lists, so hyperparameters load with ``weights_only``."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
 @dataclass
 class Curve:
     """A metric along some axis (BLEU by source length): a W&B line chart and rows in metrics.json."""
@@ -36,6 +43,18 @@ class Curve:
     x: str
     y: str
     title: str
+
+
+@dataclass
+class Heatmap:
+    """A matrix to draw (a confusion matrix): rows x columns, with their labels."""
+
+    values: np.ndarray
+    rows: List[str]
+    cols: List[str]
+    title: str
+    row_axis: str = ""
+    col_axis: str = ""
 
 
 @dataclass
@@ -61,6 +80,7 @@ class Evaluation:
     inputs: List[str]  # the examples' inputs, in the same order
     examples: List[Dict[str, str]] = field(default_factory=list)  # a few rows for dashboards
     curves: Dict[str, Curve] = field(default_factory=dict)
+    heatmaps: Dict[str, Heatmap] = field(default_factory=dict)
 
 
 class EvaluationCallback(L.Callback):
@@ -82,6 +102,7 @@ class Task(L.LightningModule):
     report_columns: ClassVar[List[ReportColumn]] = []
     alignment_kind: ClassVar[Optional[str]] = None  # the attention kind a report draws per configuration
     checkpoint_keys: ClassVar[Tuple[str, ...]] = ()  # hyperparameters a checkpoint must carry
+    data_kinds: ClassVar[Tuple[str, ...]] = ()  # the datamodules (registered names) it reads; empty: any
     component_keys: ClassVar[Dict[str, str]] = {}  # hyperparameters that are component specs -> their kind
 
     def __init__(
@@ -104,6 +125,12 @@ class Task(L.LightningModule):
 
     # -- what the pipeline asks of a task class --------------------------------------------
     @classmethod
+    def pretrained_data(cls, task_cfg: Any) -> Dict[str, Any]:
+        """Datamodule arguments a pretrained model imposes before the data is read (its tokenizer
+        and vocabulary), from the task's config."""
+        return {}
+
+    @classmethod
     def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
         """Constructor arguments that come from the set-up data (vocabularies, tokenizers, labels)."""
         return {}
@@ -116,12 +143,16 @@ class Task(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("this task was built without task.optimizer (e.g. from a checkpoint): it cannot train")
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self.optimizer_parameters())
         if self.scheduler_factory is None:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def optimizer_parameters(self):
+        """What the optimizer updates: parameters, or parameter groups with their own settings."""
+        return self.parameters()
 
     def batch_tokens(self, batch: Any) -> int:
         """Tokens a training batch holds (for tokens/s)."""

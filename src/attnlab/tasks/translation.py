@@ -19,7 +19,7 @@ from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import PAD_ID, Vocab
 from attnlab.metrics import CorpusBLEU, CorpusChrF, ExactMatch, bleu_by_length, bleu_signature
 from attnlab.models.factory import build_seq2seq
-from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task
+from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
 from attnlab.tasks.translator import ATTENTION_AXES, Translator, decoding_settings
 
 
@@ -29,13 +29,6 @@ class EvalRecord:
     source: str
     hypothesis: str
     reference: str
-
-
-def plain(value: Any) -> Any:
-    """Config containers -> plain dicts and lists, so hyperparameters load with ``weights_only``."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 class TranslationTask(Task):
@@ -51,6 +44,7 @@ class TranslationTask(Task):
     ]
     checkpoint_keys = ("arch", "attention", "pos_enc", "src_vocab", "tgt_vocab")
     component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    data_kinds = ("translation",)
 
     def __init__(
         self,

@@ -1,0 +1,120 @@
+"""The lesson's second half, measured side by side in one run (the order of the variants rotates
+every round; ratios are medians of per-round ratios, with their min-max spread):
+
+1. fine-tuning all-MiniLM-L6-v2 (classification, 32 tokens, batch 32): sequences/s with bf16
+   autocast vs fp32;
+2. WordNet glosses: the padding share of length-bucketed batches vs fixed-size batches (same
+   number of batches);
+3. masked-LM pre-training (encoder d 256, 4 layers, glosses) vs the translation transformer at
+   equal width and depth (d 256, 2+2 layers, numbers): training tokens/s.
+
+Writes benchmarks/results/text.json beside the console table.
+
+    python benchmarks/text.py [--rounds N] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from composed import task_and_data
+
+from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
+
+
+def cpu_flags() -> list:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2")))
+
+
+def step_time(task, batch, steps: int, bf16: bool) -> float:
+    """Median seconds of a training step (forward, loss, backward, AdamW)."""
+    optimizer = torch.optim.AdamW([p for p in task.parameters() if p.requires_grad], lr=1e-5)
+    task.train()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = task.training_step(batch, 0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rotate(variants: dict, rounds: int, measure) -> dict:
+    """measure(name, fn) per variant per round, the order rotating; -> name -> list of results."""
+    names = list(variants)
+    results = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            results[name].append(measure(variants[name]))
+    return results
+
+
+def ratio_summary(a: list, b: list) -> dict:
+    ratios = [x / y for x, y in zip(a, b)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=6, help="training steps per measurement")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    quiet = ["logger=none", "~callbacks.progress_bar"]
+    report = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags()}
+
+    # 1. MiniLM fine-tuning, bf16 vs fp32
+    minilm, dm = task_and_data(["task=classification", "data=wordnet", "task.pretrained=minilm", "pos_enc=learned", "data.max_len=32", *quiet])
+    examples = [e for e in dm.splits["train"].examples if len(e.ids) == 32][:32]
+    batch = dm.collate(examples)
+    per = rotate({"bf16": True, "fp32": False}, args.rounds, lambda bf16: step_time(minilm, batch, args.steps, bf16))
+    report["minilm_finetune"] = {
+        "sequences_per_s": {k: 32 / statistics.median(v) for k, v in per.items()},
+        "bf16_speedup": ratio_summary(per["fp32"], per["bf16"]),
+    }
+
+    # 2. padding share of WordNet batches
+    _, words = task_and_data(["task=classification", "data=wordnet", "data.tokenizer=bpe", *quiet])
+    lengths = [len(e.ids) for e in words.splits["train"].examples]
+    buckets = list(TokenBucketBatchSampler(lengths, max_tokens=2048, shuffle=True, seed=1))
+    fixed = list(ShardedBatchSampler(len(lengths), max(1, len(lengths) // len(buckets)), shuffle=True, seed=1))
+    report["wordnet_padding"] = {"buckets": padding_fraction(buckets, lengths), "fixed": padding_fraction(fixed, lengths), "batches": len(buckets)}
+
+    # 3. MLM pre-training vs translation at equal width and depth
+    mlm, mlm_dm = task_and_data(["task=mlm", "data=wordnet", "data.tokenizer=bpe", "arch.d_model=256", "arch.num_encoder_layers=4", "arch.d_ff=1024", *quiet])
+    mt, mt_dm = task_and_data(["arch.d_model=256", "arch.num_encoder_layers=2", "arch.num_decoder_layers=2", "arch.d_ff=1024", *quiet])
+    mlm_batch = mlm_dm.collate(mlm_dm.splits["train"].examples[:64])
+    mt_batch = mt_dm.collate(mt_dm.splits["train"].examples[:64])
+    jobs = {"mlm": (mlm, mlm_batch), "translation": (mt, mt_batch)}
+    per = rotate(jobs, args.rounds, lambda job: job[0].batch_tokens(job[1]) / step_time(job[0], job[1], args.steps, False))
+    report["mlm_vs_translation_tokens_per_s"] = {k: statistics.median(v) for k, v in per.items()}
+    report["mlm_vs_translation_tokens_per_s"]["ratio"] = ratio_summary(per["mlm"], per["translation"])
+
+    out = Path(__file__).parent / "results" / "text.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    m, p, t = report["minilm_finetune"], report["wordnet_padding"], report["mlm_vs_translation_tokens_per_s"]
+    print(f"torch {report['torch']}, {report['threads']} threads, cpu flags {' '.join(report['cpu_flags']) or '-'}; {args.rounds} rounds, order rotated")
+    print(f"MiniLM fine-tuning, 32 tokens x 32: bf16 {m['sequences_per_s']['bf16']:.1f} seq/s, fp32 {m['sequences_per_s']['fp32']:.1f} seq/s, "
+          f"bf16 x{m['bf16_speedup']['median']:.2f} (min {m['bf16_speedup']['min']:.2f}, max {m['bf16_speedup']['max']:.2f})")
+    print(f"WordNet padding: length buckets {100 * p['buckets']:.1f} % vs fixed batches {100 * p['fixed']:.1f} % of positions ({p['batches']} batches)")
+    print(f"training tokens/s: MLM (d 256, 4 layers) {t['mlm']:,.0f}, translation (d 256, 2+2) {t['translation']:,.0f}, "
+          f"ratio x{t['ratio']['median']:.2f} (min {t['ratio']['min']:.2f}, max {t['ratio']['max']:.2f})")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
