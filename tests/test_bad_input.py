@@ -28,7 +28,7 @@ from tests.helpers import BIN, ROOT, TINY, TINY_ARCH, compose_config
 PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
 TRANSLATE, AVERAGE, REPORT = [str(BIN / "attnlab-translate")], [str(BIN / "attnlab-average")], [str(BIN / "attnlab-report")]
-FILL_MASK = [str(BIN / "attnlab-fill-mask")]
+FILL_MASK, GENERATE = [str(BIN / "attnlab-fill-mask")], [str(BIN / "attnlab-generate")]
 BIBLE = [PY, "-m", "attnlab.data.bible"]
 
 
@@ -92,6 +92,8 @@ def ws(tmp_path_factory):
     (root / "bad.tsv").write_text("uno\tone\ndos\n", encoding="utf-8")
     (root / "labels_train.tsv").write_text("a cat\tanimal\na car\tvehicle\n", encoding="utf-8")
     (root / "labels_test.tsv").write_text("a cow\tanimal\nan apple\tfood\n", encoding="utf-8")
+    (root / "story.txt").write_text("once upon a time there was a cat.\n" * 20, encoding="utf-8")
+    (root / "short.txt").write_text("too short\n", encoding="utf-8")
     (root / "empty_sweep").mkdir()
     return files
 
@@ -168,6 +170,13 @@ def cases(ws) -> List[Case]:
         text_case("finetune_from_translation", "classification", ["data=text_files", *own_texts, f"task.init_from={good}"], "fine-tuning starts from a masked-LM (task=mlm) checkpoint"),
         text_case("mask_prob_1", "mlm", ["data=text_files", *own_texts, "task.mask_prob=1.0"], "task.mask_prob=1.0 must be a number in (0, 1)"),
         text_case("pooling_unknown", "classification", ["data=text_files", *own_texts, "task.pooling=max"], "task.pooling must be one of cls, mean, attention; got 'max'"),
+        text_case("lm_block_past_learned_positions", "lm", ["data=text_stream", *[f"data.corpus.{s}={root / 'story.txt'}" for s in ("train", "val", "test")], "pos_enc=learned", "pos_enc.max_len=32", "data.block_size=64"],
+                  "pos_enc.max_len=32 is shorter than the longest sequence of data=text_stream (64 tokens)"),
+        text_case("lm_text_shorter_than_a_block", "lm", ["data=text_stream", f"data.corpus.train={root / 'story.txt'}", f"data.corpus.val={root / 'short.txt'}", f"data.corpus.test={root / 'story.txt'}"],
+                  "the val split has 9 tokens, fewer than one block (data.block_size=64 + 1 for the targets)"),
+        text_case("lm_missing_file", "lm", ["data=text_stream", f"data.corpus.train={root / 'nope.txt'}", f"data.corpus.val={root / 'story.txt'}", f"data.corpus.test={root / 'story.txt'}"],
+                  f"data.corpus.train: no such file: {root / 'nope.txt'}"),
+        text_case("lm_top_p", "lm", ["data=text_stream", *[f"data.corpus.{s}={root / 'story.txt'}" for s in ("train", "val", "test")], "task.top_p=0"], "task.top_p=0 must be a number in (0, 1] or null"),
         # -- eval.py -----------------------------------------------------------------------------------
         Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1),
         Case("eval:ckpt_foreign", [*EVAL, f"ckpt_path={root / 'foreign.ckpt'}", logs], "is not an attnlab checkpoint", 1),
@@ -192,6 +201,12 @@ def cases(ws) -> List[Case]:
         Case("fill_mask:not_mlm", [*FILL_MASK, "--ckpt", str(good), "a [MASK]"], "holds a translation model, not a masked language model", 2),
         Case("fill_mask:no_mask", [*FILL_MASK, "--ckpt", str(good), "nothing to fill here"], "no [MASK] in 'nothing to fill here'", 2),
         Case("fill_mask:code_running", [*FILL_MASK, "--ckpt", str(root / "evil_arch.ckpt"), "a [MASK]"], "arch._target_='torch.load' names code", 2),
+        # -- attnlab-generate -----------------------------------------------------------------------------
+        Case("generate:ckpt_missing", [*GENERATE, "--ckpt", str(root / "nope.ckpt"), "once"], "attnlab-generate: no checkpoint at", 2),
+        Case("generate:not_lm", [*GENERATE, "--ckpt", str(good), "once"], "holds a translation model, not a language model (task=lm)", 2),
+        Case("generate:bad_temperature", [*GENERATE, "--ckpt", str(good), "--temperature", "-1", "once"], "--temperature must be >= 0", 2),
+        Case("generate:bad_top_p", [*GENERATE, "--ckpt", str(good), "--top-p", "2", "once"], "--top-p must be in (0, 1]", 2),
+        Case("generate:code_running", [*GENERATE, "--ckpt", str(root / "evil_arch.ckpt"), "once"], "arch._target_='torch.load' names code", 2),
         # -- attnlab-average ---------------------------------------------------------------------------
         Case("average:one", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good)], "averaging needs at least two checkpoints, got 1", 2),
         Case("average:code_running", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good), str(root / "evil_arch.ckpt")], "arch._target_='torch.load' names code", 2),

@@ -66,9 +66,10 @@ class PositionHook:
         return x
 
 
-def causal_mask(size: int, device: torch.device | None = None) -> Tensor:
-    """(T, T) bool mask, True above the diagonal: step t may not look at steps after t."""
-    return torch.ones(size, size, dtype=torch.bool, device=device).triu(1)
+def causal_mask(size: int, device: torch.device | None = None, offset: int = 0) -> Tensor:
+    """(T, offset + T) bool mask, True where a key comes after its query: the query at position
+    ``offset + t`` may look at keys 0 .. offset + t (``offset``: positions already cached)."""
+    return torch.ones(size, offset + size, dtype=torch.bool, device=device).triu(offset + 1)
 
 
 def merge_masks(

@@ -48,6 +48,7 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
     "datamodule": {
         "translation": "attnlab.data.datamodule:TranslationDataModule",
         "text": "attnlab.data.text:TextDataModule",
+        "stream": "attnlab.data.stream:StreamDataModule",
     },
     "corpus": {
         "numbers": "attnlab.data.numbers:generate",
@@ -59,11 +60,15 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
         "bible_genre": "attnlab.data.bible_genre:generate",
         "text_files": "attnlab.data.text_files:read",
         "hf_text": "attnlab.data.hf:load_text",
+        "shakespeare": "attnlab.data.shakespeare:generate",
+        "bible_text": "attnlab.data.bible_text:generate",
+        "text_stream": "attnlab.data.text_stream:read",
     },
     "task": {
         "translation": "attnlab.tasks.translation:TranslationTask",
         "classification": "attnlab.tasks.classification:ClassificationTask",
         "mlm": "attnlab.tasks.mlm:MaskedLMTask",
+        "lm": "attnlab.tasks.lm:LanguageModelTask",
     },
 }
 _REGISTERED: Dict[str, Dict[str, Any]] = {kind: {} for kind in KINDS}

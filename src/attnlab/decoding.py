@@ -1,4 +1,5 @@
-"""Decoding with any :class:`~attnlab.models.base.Seq2Seq` through its ``encode``/``start``/``step``."""
+"""Decoding: greedy and beam search with any :class:`~attnlab.models.base.Seq2Seq` (through its
+``encode``/``start``/``step``), and sampling from any :class:`~attnlab.models.base.LanguageModel`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnlab.models.base import Seq2Seq
+from attnlab.models.base import LanguageModel, Seq2Seq
 
 
 def output_limits(model: Seq2Seq, max_len: Union[int, Tensor], batch: int, device) -> Tensor:
@@ -166,3 +167,68 @@ def sequence_log_prob(model: Seq2Seq, src: Tensor, hyps: Tensor, bos_id: int, pa
     logits, _ = model(src, tgt_in)
     log_probs = torch.log_softmax(logits.float(), dim=-1).gather(-1, hyps.unsqueeze(-1)).squeeze(-1)  # (B, L)
     return log_probs.masked_fill(hyps.eq(pad_id), 0.0).sum(dim=1)
+
+
+# -- language models ------------------------------------------------------------------------------
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Tensor:
+    """One token per row of (B, V) logits: the most likely at ``temperature`` 0, else drawn from
+    softmax(logits / temperature) restricted to the ``top_k`` most likely tokens and to the
+    smallest set whose probability reaches ``top_p`` (nucleus sampling; the best token always stays)."""
+    if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
+        raise ValueError(f"need temperature >= 0, top_k >= 1, 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
+    logits = logits.float()
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        outside = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # the mass before a token already reaches p
+        logits = logits.masked_fill(outside.scatter(1, order, outside), float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+@torch.no_grad()
+def generate(
+    model: LanguageModel,
+    prompt: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
+    generator: Optional[torch.Generator] = None,
+    use_cache: bool = True,
+) -> Tensor:
+    """Continue (B, P) prompts by ``max_new_tokens`` tokens -> (B, P + max_new_tokens).
+
+    With ``use_cache`` the prompt goes through once and each new token costs one step; without it
+    every step recomputes the whole sequence (the reference the cache must equal). A model with a
+    learned positional table sees at most its last ``max_positions`` tokens: past that, generation
+    slides that window and recomputes.
+    """
+    window = model.max_positions
+    sequence = prompt
+    state = model.start(prompt.size(0)) if use_cache else None
+    pending = prompt  # what the cache has not seen yet
+    for _ in range(max_new_tokens):
+        if state is not None and window is not None and state.offset + pending.size(1) > window:
+            state = None  # the table ends here: slide the window from now on
+        if state is None:
+            context = sequence if window is None else sequence[:, -window:]
+            logits, _ = model(context)
+        else:
+            logits, state = model.step(pending, state)
+        token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
+        sequence = torch.cat([sequence, token.unsqueeze(1)], dim=1)
+        pending = token.unsqueeze(1)
+    return sequence

@@ -70,6 +70,27 @@ class Seq2Seq(nn.Module):
         return logits, {**encoded.weights, **weights}
 
 
+class LanguageModel(nn.Module):
+    """Base class of the decoder-only (causal) language models.
+
+    * ``forward(tokens, need_weights)`` -> logits (B, T, V) and weights (``self`` per layer);
+    * ``start(batch_size)`` then ``step(tokens (B, t), state)`` -> logits (B, t, V) and the new
+      state: generation with a cache (a prompt goes in as one chunk).
+    """
+
+    pad_id: int
+    max_positions: Optional[int] = None  # a learned positional table's length, if any
+
+    def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        raise NotImplementedError
+
+    def start(self, batch_size: int) -> Any:
+        raise NotImplementedError
+
+    def step(self, tokens: Tensor, state: Any) -> Tuple[Tensor, Any]:
+        raise NotImplementedError
+
+
 def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
     """(B, L) bool mask, True at padding."""
     return tokens.eq(pad_id)

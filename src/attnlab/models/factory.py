@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from attnlab import components
-from attnlab.models.base import Seq2Seq
+from attnlab.models.base import LanguageModel, Seq2Seq
 from attnlab.models.heads import MaskedLanguageModel, SequenceClassifier
 
 
@@ -55,3 +55,15 @@ def build_classifier(
 
 def build_masked_lm(arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], vocab_size: int, pad_id: int) -> MaskedLanguageModel:
     return MaskedLanguageModel(build_encoder(arch, attention, pos_enc, vocab_size, pad_id))
+
+
+def build_language_model(arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], vocab_size: int, pad_id: int) -> LanguageModel:
+    """The decoder of the registered ``arch`` as a causal language model (its ``decoder_only``)."""
+    arch_factory = components.build(arch, "arch", kind="arch")
+    return arch_factory.func.decoder_only(
+        vocab_size=vocab_size,
+        attention=components.build(attention, "attention", kind="attention"),
+        pos_enc=components.build(pos_enc, "pos_enc", kind="pos_enc"),
+        pad_id=pad_id,
+        **arch_factory.keywords,
+    )

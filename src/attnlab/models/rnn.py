@@ -20,11 +20,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab.attention import Attention, Memory
+from attnlab.attention import Attention, Memory, causal_mask
 from attnlab.positional import NoPositionalEncoding
 from attnlab.models.base import (
     AttentionFactory,
     Encoded,
+    LanguageModel,
     PositionalFactory,
     Seq2Seq,
     Weights,
@@ -286,6 +287,27 @@ class RNNSeq2Seq(Seq2Seq):
             self.generator = nn.Linear(d_model, tgt_vocab_size)
 
     @classmethod
+    def decoder_only(
+        cls,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: Optional[PositionalFactory] = None,
+        pad_id: int = 0,
+        d_model: int = 256,
+        emb_dim: int = 128,
+        cell: str = "gru",
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        tie_embeddings: bool = False,
+        bidirectional: Optional[bool] = None,  # the encoder's setting: a language model reads left to right
+        decoder: Optional[str] = None,
+        input_feeding: Optional[bool] = None,
+    ) -> "RNNLM":
+        """A recurrent language model from the same ``arch`` settings; with an attention type it
+        also attends over its own past states (``attention=none``: the plain RNN LM)."""
+        return RNNLM(vocab_size, attention, pos_enc or NoPositionalEncoding, pad_id, d_model, emb_dim, cell, num_layers, dropout, tie_embeddings)
+
+    @classmethod
     def encoder_only(
         cls,
         vocab_size: int,
@@ -334,3 +356,73 @@ class RNNSeq2Seq(Seq2Seq):
             None if state.feed is None else state.feed.index_select(0, index),
             state.offset,
         )
+
+
+@dataclass
+class RNNLMState:
+    hidden: Any  # GRU (layers, B, d) or LSTM (h, c); None before the first token
+    memory: Optional[Memory]  # the past outputs, projected for attention (None without attention)
+    offset: int
+
+
+class RNNLM(LanguageModel):
+    """A GRU/LSTM language model. With an attention type (not ``none``), each step also attends
+    over the RNN's own past outputs (causally) and combines h̃_t = tanh(W_c [c_t; h_t]), as the
+    Luong decoder does over a source; the attention's memory grows by one position a step."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        emb_dim: int = 128,
+        cell: str = "gru",
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        tie_embeddings: bool = False,
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"arch.cell must be one of {', '.join(CELLS)}; got {cell!r}")
+        self.pad_id = pad_id
+        self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
+        self.pos = pos_enc(d_model=emb_dim)
+        self.max_positions = self.pos.max_len
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = CELLS[cell](emb_dim, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        attn = attention(d_model=d_model)
+        self.attention = attn if attn.allows_self_attention else None  # none: nothing to attend with
+        self.combine = nn.Linear(2 * d_model, d_model) if self.attention is not None else None
+        if tie_embeddings:
+            self.pre_generator = nn.Linear(d_model, emb_dim)
+            self.generator = nn.Linear(emb_dim, vocab_size)
+            self.generator.weight = self.embed.weight
+        else:
+            self.pre_generator = nn.Identity()
+            self.generator = nn.Linear(d_model, vocab_size)
+
+    def _run(self, tokens: Tensor, state: RNNLMState, need_weights: bool = False):
+        """tokens (B, t) from state.offset on -> logits (B, t, V), new state, attention weights."""
+        emb = self.dropout(self.pos(self.embed(tokens), offset=state.offset))  # (B, t, E)
+        out, hidden = self.rnn(emb, state.hidden)  # (B, t, d)
+        memory, weights = state.memory, None
+        if self.attention is not None:
+            memory = self.attention.extend_memory(memory, self.attention.project_memory(out, out, state.offset))
+            causal = causal_mask(tokens.size(1), tokens.device, state.offset)
+            context, weights = self.attention.attend(out, memory, attn_mask=causal, need_weights=need_weights, q_offset=state.offset)
+            out = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))
+        logits = self.generator(self.pre_generator(self.dropout(out)))
+        return logits, RNNLMState(hidden, memory, state.offset + tokens.size(1)), weights
+
+    def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        logits, _, weights = self._run(tokens, self.start(tokens.size(0)), need_weights)
+        return logits, ({"self": [weights]} if need_weights and weights is not None else {})
+
+    def start(self, batch_size: int) -> RNNLMState:
+        return RNNLMState(None, None, 0)
+
+    def step(self, tokens: Tensor, state: RNNLMState) -> Tuple[Tensor, RNNLMState]:
+        logits, state, _ = self._run(tokens, state)
+        return logits, state

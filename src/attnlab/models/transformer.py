@@ -21,6 +21,7 @@ from attnlab.attention import Attention, Memory, causal_mask
 from attnlab.models.base import (
     AttentionFactory,
     Encoded,
+    LanguageModel,
     PositionalFactory,
     Seq2Seq,
     Weights,
@@ -73,36 +74,45 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, self_attn: Attention, cross_attn: Attention, d_ff: int, dropout: float, pre_norm: bool, activation: str = "relu", eps: float = 1e-5):
+    """Causal self-attention, cross-attention over an encoder's outputs, feed-forward. Without
+    ``cross_attn`` it is a decoder-only (GPT) block."""
+
+    def __init__(self, d_model: int, self_attn: Attention, cross_attn: Optional[Attention], d_ff: int, dropout: float, pre_norm: bool, activation: str = "relu", eps: float = 1e-5):
         super().__init__()
         self.self_attn = self_attn
         self.cross_attn = cross_attn
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
         self.self_block = Sublayer(d_model, dropout, pre_norm, eps)
-        self.cross_block = Sublayer(d_model, dropout, pre_norm, eps)
+        self.cross_block = Sublayer(d_model, dropout, pre_norm, eps) if cross_attn is not None else None
         self.ff_block = Sublayer(d_model, dropout, pre_norm, eps)
 
-    def forward(self, y: Tensor, memory: Tensor, memory_mask: Tensor, causal: Tensor, need_weights: bool = False):
+    def forward(self, y: Tensor, memory: Optional[Tensor], memory_mask: Optional[Tensor], causal: Tensor, need_weights: bool = False):
         # no target padding mask: padding sits at the end, so the causal mask already hides it
         y, sw = self.self_block(y, lambda h: self.self_attn(h, h, h, attn_mask=causal, need_weights=need_weights))
-        y, cw = self.cross_block(
-            y, lambda h: self.cross_attn(h, memory, memory, key_padding_mask=memory_mask, need_weights=need_weights)
-        )
+        cw = None
+        if self.cross_attn is not None:
+            y, cw = self.cross_block(
+                y, lambda h: self.cross_attn(h, memory, memory, key_padding_mask=memory_mask, need_weights=need_weights)
+            )
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, sw, cw
 
-    def step(self, y: Tensor, cache: Optional[Memory], cross: Memory, memory_mask: Tensor, offset: int, need_weights: bool = False):
-        """One new position y (B, 1, d) against cached self-attention keys/values and the
-        source's cross-attention memory, projected once. Returns y, the grown cache, weights."""
+    def step(self, y: Tensor, cache: Optional[Memory], cross: Optional[Memory], memory_mask: Optional[Tensor], offset: int, need_weights: bool = False):
+        """New positions y (B, t, d) from ``offset`` on, against cached self-attention keys/values
+        (and the source's cross-attention memory, projected once). Returns y, the grown cache,
+        weights. Several positions at once (a prompt) see each other causally."""
         grown: List[Memory] = []
+        causal = causal_mask(y.size(1), y.device, offset) if y.size(1) > 1 else None
 
         def self_attention(h):
             memory = self.self_attn.extend_memory(cache, self.self_attn.project_memory(h, h, offset))
             grown.append(memory)
-            return self.self_attn.attend(h, memory, need_weights=need_weights, q_offset=offset)
+            return self.self_attn.attend(h, memory, attn_mask=causal, need_weights=need_weights, q_offset=offset)
 
         y, sw = self.self_block(y, self_attention)
-        y, cw = self.cross_block(y, lambda h: self.cross_attn.attend(h, cross, memory_mask, need_weights=need_weights))
+        cw = None
+        if self.cross_attn is not None:
+            y, cw = self.cross_block(y, lambda h: self.cross_attn.attend(h, cross, memory_mask, need_weights=need_weights))
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, grown[0], sw, cw
 
@@ -220,6 +230,7 @@ class TransformerSeq2Seq(Seq2Seq):
         incremental: bool = True,
         activation: str = "relu",
         norm_eps: float = 1e-5,
+        embed_scale: bool = True,
     ):
         super().__init__()
         pre_norm = _check_norm(norm)
@@ -227,9 +238,9 @@ class TransformerSeq2Seq(Seq2Seq):
         # step-wise decoding with a key/value cache (else each step recomputes the prefix)
         self.incremental = incremental
         self.encoder = TransformerEncoder(
-            src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm, activation, norm_eps
+            src_vocab_size, attention, pos_enc, pad_id, d_model, num_encoder_layers, d_ff, dropout, norm, activation, norm_eps, embed_scale
         )
-        self.embed = ScaledEmbedding(tgt_vocab_size, d_model, pad_id)
+        self.embed = ScaledEmbedding(tgt_vocab_size, d_model, pad_id, scale=embed_scale)
         self.pos = pos_enc(d_model=d_model)
         self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.pos.max_len
@@ -252,6 +263,29 @@ class TransformerSeq2Seq(Seq2Seq):
         self.generator = nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings:
             self.generator.weight = self.embed.weight
+
+    @classmethod
+    def decoder_only(
+        cls,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        num_decoder_layers: int = 3,
+        d_ff: int = 1024,
+        dropout: float = 0.1,
+        norm: str = "post",
+        tie_embeddings: bool = True,
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        embed_scale: bool = True,
+        num_encoder_layers: Optional[int] = None,  # the encoder-decoder's own settings: unused here
+        incremental: Optional[bool] = None,
+    ) -> "TransformerLM":
+        """The decoder of this architecture without cross-attention (GPT), from the same ``arch``
+        settings: a causal language model."""
+        return TransformerLM(vocab_size, attention, pos_enc, pad_id, d_model, num_decoder_layers, d_ff, dropout, norm, tie_embeddings, activation, norm_eps, embed_scale)
 
     @classmethod
     def encoder_only(
@@ -333,3 +367,73 @@ class TransformerSeq2Seq(Seq2Seq):
             return Memory(memory.keys.index_select(0, index), memory.values.index_select(0, index))
 
         return DecoderCache([pick(m) for m in state.self_attn], [pick(m) for m in state.cross_attn], state.offset)
+
+
+@dataclass
+class LMCache:
+    """Incremental generation state: per layer, the self-attention keys/values so far; the next position."""
+
+    self_attn: List[Optional[Memory]]
+    offset: int
+
+
+class TransformerLM(LanguageModel):
+    """Decoder-only transformer (GPT, Radford et al. 2018): the encoder-decoder's decoder blocks
+    without cross-attention, causal self-attention with any attention type, any positional
+    encoding, the output layer tied to the embedding (``tie_embeddings``)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        attention: AttentionFactory,
+        pos_enc: PositionalFactory,
+        pad_id: int = 0,
+        d_model: int = 256,
+        num_layers: int = 3,
+        d_ff: int = 1024,
+        dropout: float = 0.1,
+        norm: str = "pre",
+        tie_embeddings: bool = True,
+        activation: str = "relu",
+        norm_eps: float = 1e-5,
+        embed_scale: bool = True,
+    ):
+        super().__init__()
+        pre_norm = _check_norm(norm)
+        self.pad_id = pad_id
+        self.embed = ScaledEmbedding(vocab_size, d_model, pad_id, scale=embed_scale)
+        self.pos = pos_enc(d_model=d_model)
+        self.max_positions = self.pos.max_len
+        self.dropout = nn.Dropout(dropout)
+        hook = self.pos.attention_hook()
+        layers = []
+        for _ in range(num_layers):
+            self_attn = attention(d_model=d_model, position_hook=hook)
+            check_attention_for_self_attention(self_attn, "transformer")
+            layers.append(DecoderLayer(d_model, self_attn, None, d_ff, dropout, pre_norm, activation, norm_eps))
+        self.layers = nn.ModuleList(layers)
+        self.final_norm = nn.LayerNorm(d_model, eps=norm_eps) if pre_norm else nn.Identity()
+        self.generator = nn.Linear(d_model, vocab_size)
+        if tie_embeddings:
+            self.generator.weight = self.embed.weight
+
+    def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
+        """(B, T) -> logits (B, T, V), each position seeing only itself and what came before."""
+        y = self.dropout(self.pos(self.embed(tokens)))  # (B, T, d)
+        causal = causal_mask(tokens.size(1), tokens.device)
+        weights = []
+        for layer in self.layers:
+            y, w, _ = layer(y, None, None, causal, need_weights)
+            weights.append(w)
+        return self.generator(self.final_norm(y)), ({"self": weights} if need_weights else {})
+
+    def start(self, batch_size: int) -> LMCache:
+        return LMCache([None] * len(self.layers), 0)
+
+    def step(self, tokens: Tensor, state: LMCache) -> Tuple[Tensor, LMCache]:
+        y = self.dropout(self.pos(self.embed(tokens), offset=state.offset))  # (B, t, d)
+        caches = []
+        for layer, cache in zip(self.layers, state.self_attn):
+            y, cache, _, _ = layer.step(y, cache, None, None, state.offset)
+            caches.append(cache)
+        return self.generator(self.final_norm(y)), LMCache(caches, state.offset + tokens.size(1))

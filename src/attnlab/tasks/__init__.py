@@ -12,6 +12,7 @@ _WHERE = {
     "Task": "attnlab.tasks.base",
     "ClassificationTask": "attnlab.tasks.classification",
     "MaskedLMTask": "attnlab.tasks.mlm",
+    "LanguageModelTask": "attnlab.tasks.lm",
     "TranslationTask": "attnlab.tasks.translation",
     "Translator": "attnlab.tasks.translator",
     "load_task": "attnlab.tasks.checkpoints",

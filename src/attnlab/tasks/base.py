@@ -4,7 +4,7 @@ names ``train/`` ``val/`` ``test/``, a checkpoint that alone rebuilds its model,
 
 A task subclasses :class:`Task` and implements
 
-* ``training_step`` (logging ``train/loss``) and :meth:`batch_tokens`;
+* :meth:`loss`, ``training_step`` (logging ``train/loss``) and :meth:`batch_tokens`;
 * :meth:`reset_evaluation`, :meth:`evaluation_step` and :meth:`evaluation_end` (-> Evaluation);
 * optionally :meth:`attention_examples`, for heatmaps of a few fixed examples.
 
@@ -153,6 +153,10 @@ class Task(L.LightningModule):
     def optimizer_parameters(self):
         """What the optimizer updates: parameters, or parameter groups with their own settings."""
         return self.parameters()
+
+    def loss(self, batch: Any):
+        """The training loss of a batch (``training_step`` logs it; benchmarks call it alone)."""
+        raise NotImplementedError
 
     def batch_tokens(self, batch: Any) -> int:
         """Tokens a training batch holds (for tokens/s)."""

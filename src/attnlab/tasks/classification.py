@@ -155,10 +155,13 @@ class ClassificationTask(Task):
         return [{"params": encoder, "lr": lr * self.encoder_lr_scale}, {"params": head}]
 
     # -- training -----------------------------------------------------------------------------------
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def loss(self, batch: Dict[str, Any]) -> torch.Tensor:
         logits = self.model(batch["tokens"])  # (B, C)
-        loss = F.cross_entropy(logits, batch["labels"], label_smoothing=self.hparams.label_smoothing)
-        self.log("train/loss", loss, prog_bar=True, batch_size=logits.size(0))
+        return F.cross_entropy(logits, batch["labels"], label_smoothing=self.hparams.label_smoothing)
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
         return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:

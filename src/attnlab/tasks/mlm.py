@@ -166,10 +166,14 @@ class MaskedLMTask(Task):
         return F.cross_entropy(logits, wanted), logits, wanted
 
     # -- training -----------------------------------------------------------------------------------
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def loss(self, batch: Dict[str, Any]) -> torch.Tensor:
+        """Cross-entropy on the positions chosen by a fresh masking of the batch."""
         inputs, targets = self._mask(batch)
-        loss, _, _ = self._loss(inputs, targets)
-        self.log("train/loss", loss, prog_bar=True, batch_size=inputs.size(0))
+        return self._loss(inputs, targets)[0]
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
         return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:

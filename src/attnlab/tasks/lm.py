@@ -1,0 +1,221 @@
+"""Language modelling (GPT): next-token prediction with a decoder-only transformer of any
+self-attention and positional encoding, or an RNN language model.
+
+Metrics: ``loss`` (per token), ``ppl``, and bits per character (``bpc``, character level) or per
+byte of UTF-8 text (``bpb``, subwords) — comparable across tokenizers. At every evaluation a few
+samples continue a fixed prompt (``<split>_samples.txt``, a W&B table).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import SumMetric
+
+from attnlab import components
+from attnlab.data.tokenization import Tokenizer
+from attnlab.data.vocab import Vocab
+from attnlab.decoding import generate
+from attnlab.errors import ConfigError
+from attnlab.models.factory import build_language_model
+from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Task, plain
+
+
+class UnknownCharactersWarning(UserWarning):
+    """A prompt held tokens the vocabulary does not know (they are read as <unk>)."""
+
+
+class LanguageModelTask(Task):
+    name = "lm"
+    monitor = "val/loss"
+    monitor_mode = "min"
+    prediction_name = "samples"
+    report_columns = [
+        ("val loss", "val/loss", False),
+        ("test loss", "test/loss", False),
+        ("test ppl", "test/ppl", False),
+        ("test bits/char", "test/bpc", False),
+        ("test bits/byte", "test/bpb", False),
+    ]
+    checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "tokenizer")
+    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    data_kinds = ("stream",)
+
+    def __init__(
+        self,
+        arch: Mapping[str, Any],
+        attention: Mapping[str, Any],
+        pos_enc: Mapping[str, Any],
+        vocab: Sequence[str],
+        tokenizer: Any = "char",
+        specials: Optional[Mapping[str, str]] = None,
+        block_size: int = 64,
+        prompt: str = "\n",
+        num_samples: int = 2,
+        sample_tokens: int = 200,
+        temperature: float = 0.8,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        data: Optional[Mapping[str, Any]] = None,
+        choices: Optional[Mapping[str, str]] = None,
+        optimizer: Optional[Callable] = None,
+        scheduler: Optional[Callable] = None,
+        monitor: Optional[str] = None,
+        monitor_mode: Optional[str] = None,
+        compile: bool = False,
+    ):
+        super().__init__(optimizer, scheduler, monitor, monitor_mode)
+        self.save_hyperparameters(
+            {
+                "task": self.name,
+                **{k: components.check_spec(plain(v), k, k) for k, v in (("arch", arch), ("attention", attention), ("pos_enc", pos_enc))},
+                "vocab": list(vocab),
+                "specials": plain(specials),
+                "tokenizer": plain(tokenizer),
+                "block_size": block_size,
+                "prompt": prompt,
+                "num_samples": num_samples,
+                "sample_tokens": sample_tokens,
+                "temperature": temperature,
+                "top_k": top_k,
+                "top_p": top_p,
+                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,
+                "choices": plain(choices) or {},
+            },
+            logger=False,
+        )
+        self.vocab = Vocab(self.hparams.vocab, self.hparams.specials)
+        self.tokenizer = Tokenizer.from_spec(self.hparams.tokenizer)
+        hp = self.hparams
+        self.model = build_language_model(hp.arch, hp.attention, hp.pos_enc, len(self.vocab), self.vocab.pad_id)
+        if self.model.max_positions is not None and block_size > self.model.max_positions:
+            raise ConfigError(f"data.block_size={block_size} is larger than pos_enc.max_len={self.model.max_positions}: the learned positions end inside a block")
+        if compile:
+            self.model.compile()
+        self.char_level = self.tokenizer.kind == "char"
+        # what each token weighs in bytes of text: bits per byte compare tokenizers
+        self.register_buffer("token_bytes", torch.tensor([self._bytes(t) for t in self.vocab.tokens], dtype=torch.float64), persistent=False)
+        self.nll, self.tokens, self.bytes = SumMetric(), SumMetric(), SumMetric()
+        for metric in (self.nll, self.tokens, self.bytes):
+            metric.set_dtype(torch.float64)
+
+    def _bytes(self, token: str) -> int:
+        if self.vocab.index.get(token) in self.vocab.special_ids:
+            return 0
+        return len(token.replace("▁", " ").encode("utf-8"))
+
+    @classmethod
+    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
+        return {"vocab": datamodule.vocab.tokens, "specials": datamodule.vocab.specials, "tokenizer": datamodule.tokenizer.spec, "block_size": datamodule.block_size}
+
+    def data_overrides(self) -> Dict[str, Any]:
+        return {"vocab": self.hparams.vocab, "specials": self.hparams.specials, "tokenizer": self.hparams.tokenizer, "block_size": self.hparams.block_size}
+
+    # -- training ---------------------------------------------------------------------------------
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens)[0]
+
+    def loss(self, batch: Dict[str, Any]) -> torch.Tensor:
+        """Next-token cross-entropy over the blocks (B, block + 1)."""
+        blocks = batch["tokens"]
+        logits = self(blocks[:, :-1])  # (B, block, V)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1))
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
+        return loss
+
+    def batch_tokens(self, batch: Dict[str, Any]) -> int:
+        return batch["tokens"][:, 1:].numel()
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def reset_evaluation(self) -> None:
+        for metric in (self.nll, self.tokens, self.bytes):
+            metric.reset()
+
+    def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
+        blocks = batch["tokens"]
+        logits = self(blocks[:, :-1]).float()
+        targets = blocks[:, 1:]
+        self.nll.update(F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum").double())
+        self.tokens.update(torch.tensor(float(targets.numel()), dtype=torch.float64))
+        self.bytes.update(self.token_bytes[targets].sum())
+
+    def evaluation_end(self, split: str) -> Evaluation:
+        nll, tokens, nbytes = float(self.nll.compute()), float(self.tokens.compute()), float(self.bytes.compute())
+        loss = nll / max(tokens, 1.0)
+        bits = nll / math.log(2) / max(nbytes, 1.0)
+        hp = self.hparams
+        samples = self.generate([hp.prompt] * hp.num_samples, hp.sample_tokens, hp.temperature, hp.top_k, hp.top_p, seed=0)
+        return Evaluation(
+            split=split,
+            metrics={f"{split}/loss": loss, f"{split}/ppl": math.exp(min(loss, 50.0)), f"{split}/{'bpc' if self.char_level else 'bpb'}": bits},
+            predictions=[s.replace("\n", "\\n") for s in samples],  # one sample a line in the file
+            inputs=[hp.prompt + s for s in samples],  # heatmaps: how the model read its own text
+            examples=[{"prompt": hp.prompt, "sample": s} for s in samples],
+        )
+
+    # -- generation -----------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str) -> List[int]:
+        pieces = self.tokenizer.tokenize(prompt)
+        unknown = sorted({p for p in pieces if p not in self.vocab.index})
+        if unknown:
+            warnings.warn(
+                f"the prompt holds {', '.join(map(repr, unknown[:10]))}, which the training text never had: read as {self.vocab.specials['unk']}",
+                UnknownCharactersWarning,
+                stacklevel=3,
+            )
+        return self.vocab.encode(pieces) or [self.vocab.eos_id]  # an empty prompt starts from an end of text
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.detokenize([self.vocab.tokens[i] for i in ids if i not in self.vocab.special_ids])
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 200,
+        temperature: float = 0.8,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        seed: Optional[int] = None,
+        use_cache: bool = True,
+    ) -> List[str]:
+        """Each prompt continued by ``max_new_tokens`` tokens (the continuation only). The same
+        ``seed`` gives the same text."""
+        was_training = self.training
+        self.eval()
+        try:
+            generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
+            out = []
+            for prompt in prompts:  # prompts differ in length: one at a time
+                ids = torch.tensor([self.encode_prompt(prompt)], device=self.device)
+                sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+                out.append(self.decode(sequence[0, ids.size(1):].tolist()))
+        finally:
+            self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
+        """Which earlier characters each character attends to, in every layer and head."""
+        was_training = self.training
+        self.eval()
+        try:
+            examples = []
+            for text in inputs:
+                ids = self.encode_prompt(text)[-self.hparams.block_size :]
+                tokens = torch.tensor([ids], device=self.device)
+                _, weights = self.model(tokens, need_weights=True)
+                labels = [self.vocab.tokens[i].replace("\n", "\\n") for i in ids]
+                if "self" in weights and weights["self"] and weights["self"][0] is not None:
+                    maps = {"self": AttentionMap([w[0].float().cpu().numpy() for w in weights["self"]], labels, labels)}
+                    examples.append(AttentionExample(text[:40], maps))
+        finally:
+            self.train(was_training)
+        return examples
