@@ -13,9 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 import attnlab.run.resolvers  # noqa: F401
-from attnlab.data.loading import load_data
-from attnlab.run.pipeline import build_task
-from attnlab.run.setup import config_spec
+from attnlab.run.pipeline import data_and_task
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ATTNLAB_ROOT", str(ROOT))  # corpus caches under the repository's logs/, as train.py
@@ -30,6 +28,5 @@ def task_and_data(overrides: Sequence[str]):
     with open_dict(cfg):
         del cfg["hydra"]
         cfg.paths.output_dir = "unused"
-    data_spec = config_spec(cfg.data, "data")
-    dm = load_data(data_spec, "fit")
-    return build_task(cfg, dm, data_spec), dm
+    datamodule, task = data_and_task(cfg)
+    return task, datamodule

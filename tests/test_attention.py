@@ -191,7 +191,7 @@ def test_multihead_rejects_width_not_divisible_by_heads():
 class ConstantBias(PositionHook):
     """A toy in-attention positional encoding: penalise attending far back."""
 
-    def bias(self, q_len, k_len, q_offset, device):
+    def bias(self, q_len, k_len, q_offset, device, num_heads):
         qpos = torch.arange(q_offset, q_offset + q_len, device=device)[:, None]
         return -(qpos - torch.arange(k_len, device=device)[None, :]).abs().float()
 

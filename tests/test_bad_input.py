@@ -147,6 +147,9 @@ def cases(ws) -> List[Case]:
         # -- train.py: combinations and components -----------------------------------------------
         train_case("transformer_without_attention", ["attention=none"], "attention=none cannot be used with arch=transformer"),
         train_case("width_not_divisible", ["arch.d_model=30"], "arch.d_model=30 is not divisible by attention.num_heads=4"),
+        train_case("rotary_without_dot_product", ["attention=additive", "pos_enc=rotary"], "attention=additive cannot use pos_enc=rotary"),
+        train_case("rnn_with_alibi", ["arch=rnn", "attention=additive", "pos_enc=alibi", "arch.d_model=32", "arch.emb_dim=16"], "arch=rnn takes pos_enc none, learned or sinusoidal: pos_enc=alibi acts inside self-attention"),
+        train_case("kv_heads_not_dividing", ["attention.num_kv_heads=3"], "attention.num_heads=4 is not a multiple of attention.num_kv_heads=3"),
         train_case("unregistered_target", ["attention._target_=collections.OrderedDict"], "attention._target_=collections.OrderedDict is not a registered attnlab component"),
         train_case("missing_values", ["data=parallel_files"], "missing required value(s): data.corpus.test, data.corpus.train, data.corpus.val", data_sizes=False),
         # -- train.py: data ------------------------------------------------------------------------------

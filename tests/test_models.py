@@ -160,11 +160,11 @@ class Alibi(PositionalEncoding):
     """An in-attention encoding defined only here: proves the seam needs no architecture change."""
 
     class Hook(PositionHook):
-        def bias(self, q_len, k_len, q_offset, device):
+        def bias(self, q_len, k_len, q_offset, device, num_heads):
             q = torch.arange(q_offset, q_offset + q_len, device=device)[:, None]
             return -0.5 * (q - torch.arange(k_len, device=device)[None, :]).abs().float()
 
-    def attention_hook(self):
+    def attention_hook(self, causal=False):
         return self.Hook()
 
 

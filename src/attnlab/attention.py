@@ -55,11 +55,18 @@ class Memory:
 class PositionHook:
     """Seam for positional encodings that act inside attention.
 
-    ``bias`` returns a float score bias broadcastable to (B, H, T, S) (ALiBi, relative bias);
-    ``rotate`` transforms projected queries or keys (rotary). The defaults do nothing.
+    ``bias`` returns a float score bias broadcastable to (B, H, T, S) (ALiBi, relative bias) for
+    queries from position ``q_offset`` on and keys from 0; ``rotate`` transforms projected queries
+    or keys (rotary), which only means something for a dot-product score (``rotates``). The
+    defaults do nothing.
     """
 
-    def bias(self, q_len: int, k_len: int, q_offset: int, device: torch.device) -> Optional[Tensor]:
+    rotates: bool = False
+
+    def check(self, attention: "Attention") -> None:
+        """Raise ValueError (naming the keys) when this encoding cannot work with ``attention``."""
+
+    def bias(self, q_len: int, k_len: int, q_offset: int, device: torch.device, num_heads: int) -> Optional[Tensor]:
         return None
 
     def rotate(self, x: Tensor, offset: int) -> Tensor:  # x: (B, H, L, dh)
@@ -112,14 +119,16 @@ def scaled_dot_attention(
     scale: float,
     dropout_p: float,
     need_weights: bool,
+    grouped: bool = False,
 ) -> Tuple[Tensor, Optional[Tensor]]:
     """softmax(q kᵀ · scale + mask) v on (B, H, T|S, d) tensors.
 
     Without weights this is the fused kernel; with them, the explicit math that returns the
-    (B, H, T, S) weights. Both compute the same numbers (dropout aside).
+    (B, H, T, S) weights. Both compute the same numbers (dropout aside). ``grouped``: k and v have
+    fewer heads than q, each shared by a group of query heads (fused path only).
     """
     if not need_weights:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale, enable_gqa=grouped)
         return out, None
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, H, T, S)
     if mask is not None:
@@ -134,11 +143,19 @@ class Attention(nn.Module):
 
     num_heads: int = 1
     allows_self_attention: bool = True  # False for types that only read an encoder's outputs
+    name: str = "this attention type"
+    scores_by_dot_product: bool = True  # what a rotation of queries and keys (rotary) acts on
 
     def __init__(self, d_model: int, dropout: float = 0.0, position_hook: Optional[PositionHook] = None):
         super().__init__()
         if d_model <= 0:
             raise ValueError(f"d_model must be positive, got {d_model}")
+        if position_hook is not None and position_hook.rotates and not self.scores_by_dot_product:
+            raise ValueError(
+                f"{self.name} cannot use pos_enc=rotary: rotary positions rotate queries and keys so that "
+                f"their dot product depends on the distance, and {self.name} scores by no dot product; "
+                f"choose attention=dot or multihead, or another pos_enc"
+            )
         self.d_model = d_model
         self.dropout = dropout
         self.position_hook = position_hook
@@ -183,7 +200,7 @@ class Attention(nn.Module):
     def _mask(self, query: Tensor, memory_len: int, key_padding_mask, attn_mask, q_offset: int):
         bias = None
         if self.position_hook is not None:
-            bias = self.position_hook.bias(query.size(1), memory_len, q_offset, query.device)
+            bias = self.position_hook.bias(query.size(1), memory_len, q_offset, query.device, self.num_heads)
         return merge_masks(key_padding_mask, attn_mask, query.dtype, bias)
 
     def _rotate(self, x: Tensor, offset: int) -> Tensor:
@@ -195,7 +212,14 @@ class Attention(nn.Module):
 
 
 class MultiHeadAttention(Attention):
-    """Vaswani et al. 2017: H heads of scaled dot-product attention with in/out projections."""
+    """Vaswani et al. 2017: H heads of scaled dot-product attention with in/out projections.
+
+    ``num_kv_heads`` below ``num_heads`` shares each key/value head among a group of query heads
+    (grouped-query attention, Ainslie et al. 2023; 1: multi-query attention, Shazeer 2019): fewer
+    key/value projections, and a key/value cache ``num_heads / num_kv_heads`` times smaller.
+    """
+
+    name = "attention=multihead"
 
     def __init__(
         self,
@@ -204,33 +228,44 @@ class MultiHeadAttention(Attention):
         dropout: float = 0.0,
         bias: bool = True,
         position_hook: Optional[PositionHook] = None,
+        num_kv_heads: Optional[int] = None,
     ):
         super().__init__(d_model, dropout, position_hook)
         if d_model % num_heads != 0:
             raise ValueError(
                 f"model width {d_model} is not divisible by attention.num_heads={num_heads}"
             )
+        num_kv_heads = num_kv_heads or num_heads
+        if num_heads % num_kv_heads != 0:
+            raise ValueError(f"attention.num_heads={num_heads} is not a multiple of attention.num_kv_heads={num_kv_heads}: each key/value head serves a whole group of query heads")
         self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
         self.head_dim = d_model // num_heads
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
-    def _split(self, x: Tensor) -> Tensor:  # (B, L, d) -> (B, H, L, dh)
+    def _split(self, x: Tensor, heads: int) -> Tensor:  # (B, L, heads*dh) -> (B, heads, L, dh)
         B, L, _ = x.shape
-        return x.view(B, L, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.view(B, L, heads, self.head_dim).transpose(1, 2)
 
     def project_memory(self, key: Tensor, value: Tensor, offset: int = 0) -> Memory:
-        keys = self._rotate(self._split(self.k_proj(key)), offset)
-        return Memory(keys=keys, values=self._split(self.v_proj(value)))
+        keys = self._rotate(self._split(self.k_proj(key), self.num_kv_heads), offset)
+        return Memory(keys=keys, values=self._split(self.v_proj(value), self.num_kv_heads))  # (B, Hkv, S, dh)
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0):
         B, T, _ = query.shape
-        q = self._rotate(self._split(self.q_proj(query)), q_offset)  # (B, H, T, dh)
+        q = self._rotate(self._split(self.q_proj(query), self.num_heads), q_offset)  # (B, H, T, dh)
         mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset)
+        keys, values = memory.keys, memory.values
+        grouped = self.num_kv_heads != self.num_heads
+        if grouped and need_weights:  # the explicit math path: give every query head its key/value head
+            group = self.num_heads // self.num_kv_heads
+            keys, values = keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
+            grouped = False
         out, weights = scaled_dot_attention(
-            q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights
+            q, keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, grouped
         )
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d)
         return self.out_proj(out), weights
@@ -238,6 +273,8 @@ class MultiHeadAttention(Attention):
 
 class DotProductAttention(Attention):
     """Luong et al. 2015 single-head scores: ``dot`` qᵀk, ``general`` qᵀWk, ``scaled`` qᵀk/√d."""
+
+    name = "attention=dot"
 
     SCORES = ("dot", "general", "scaled")
 
@@ -279,6 +316,8 @@ class AdditiveAttention(Attention):
     """
 
     cache_elements = 2**18  # a chunk this size (1 MiB in fp32) stays in a core's cache
+    name = "attention=additive"
+    scores_by_dot_product = False
 
     def __init__(
         self,
@@ -353,6 +392,7 @@ class NoAttention(Attention):
     """
 
     allows_self_attention = False
+    name = "attention=none"
 
     memory_seq_dim = 1
 

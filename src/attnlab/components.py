@@ -44,6 +44,9 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
         "none": "attnlab.positional:NoPositionalEncoding",
         "learned": "attnlab.positional:LearnedPositionalEncoding",
         "sinusoidal": "attnlab.positional:SinusoidalPositionalEncoding",
+        "rotary": "attnlab.positional:RotaryPositionalEncoding",
+        "alibi": "attnlab.positional:ALiBiPositionalEncoding",
+        "t5": "attnlab.positional:T5RelativePositionalBias",
     },
     "datamodule": {
         "translation": "attnlab.data.datamodule:TranslationDataModule",

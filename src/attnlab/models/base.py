@@ -102,6 +102,8 @@ def check_attention_for_self_attention(attention: Attention, arch: str) -> None:
             f"attention=none cannot be used with arch={arch}: its layers are built from "
             f"self-attention; choose attention=additive, dot or multihead"
         )
+    if attention.position_hook is not None:
+        attention.position_hook.check(attention)
 
 
 def concat_weights(steps: List[Optional[Tensor]]) -> Optional[Tensor]:

@@ -63,6 +63,7 @@ class RNNEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = pos_enc(d_model=emb_dim)
+        self.pos.refuse_without_self_attention("rnn")
         self.dropout = nn.Dropout(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.rnn = CELLS[cell](
@@ -163,6 +164,7 @@ class _RNNDecoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = pos_enc(d_model=emb_dim)
+        self.pos.refuse_without_self_attention("rnn")
         self.dropout = nn.Dropout(dropout)
         self.attention = attention
         self.rnn = CELLS[cell](rnn_input, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
@@ -389,6 +391,7 @@ class RNNLM(LanguageModel):
         self.pad_id = pad_id
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = pos_enc(d_model=emb_dim)
+        self.pos.refuse_without_self_attention("rnn")
         self.max_positions = self.pos.max_len
         self.dropout = nn.Dropout(dropout)
         self.rnn = CELLS[cell](emb_dim, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)

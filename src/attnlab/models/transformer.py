@@ -188,7 +188,7 @@ class TransformerEncoder(nn.Module):
         self.token_type = nn.Embedding(type_vocab_size, d_model) if type_vocab_size else None
         self.embed_norm = nn.LayerNorm(d_model, eps=norm_eps) if embedding_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
-        hook = self.pos.attention_hook()
+        hook = self.pos.attention_hook(causal=False)
         layers = []
         for _ in range(num_layers):
             self_attn = attention(d_model=d_model, position_hook=hook)
@@ -245,7 +245,7 @@ class TransformerSeq2Seq(Seq2Seq):
         self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.pos.max_len
         self.dropout = nn.Dropout(dropout)
-        hook = self.pos.attention_hook()
+        hook = self.pos.attention_hook(causal=True)
         self.layers = nn.ModuleList(
             DecoderLayer(
                 d_model,
@@ -259,6 +259,8 @@ class TransformerSeq2Seq(Seq2Seq):
             )
             for _ in range(num_decoder_layers)
         )
+        for layer in self.layers:
+            check_attention_for_self_attention(layer.self_attn, "transformer")
         self.final_norm = nn.LayerNorm(d_model, eps=norm_eps) if pre_norm else nn.Identity()
         self.generator = nn.Linear(d_model, tgt_vocab_size)
         if tie_embeddings:
@@ -405,7 +407,7 @@ class TransformerLM(LanguageModel):
         self.pos = pos_enc(d_model=d_model)
         self.max_positions = self.pos.max_len
         self.dropout = nn.Dropout(dropout)
-        hook = self.pos.attention_hook()
+        hook = self.pos.attention_hook(causal=True)
         layers = []
         for _ in range(num_layers):
             self_attn = attention(d_model=d_model, position_hook=hook)

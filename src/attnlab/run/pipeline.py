@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import lightning as L
 from hydra.errors import InstantiationException
@@ -88,6 +88,16 @@ def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> T
         raise ConfigError(str(_root_cause(exc))) from exc
 
 
+def data_and_task(cfg: DictConfig) -> Tuple[Any, Task]:
+    """The set-up datamodule and the task of a composed config, as a run builds them."""
+    data_spec = config_spec(cfg.data, "data")
+    task_class = task_class_of(cfg)
+    check_data_kind(task_class, data_spec, cfg)
+    # the run's seed orders the data; a pretrained model brings its tokenizer and vocabulary
+    datamodule = load_data(data_spec, shuffle_seed=cfg.seed, **task_class.pretrained_data(cfg.task))
+    return datamodule, build_task(cfg, datamodule, data_spec)
+
+
 def end_process_group() -> None:
     """Tear down this job's DDP process group, so the next job of a multirun starts its own."""
     import torch.distributed as dist
@@ -105,12 +115,7 @@ def train(cfg: DictConfig) -> RunResult:
         ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
         check_config(cfg)  # (train.py ran it already; a caller of train() may not have)
-        data_spec = config_spec(cfg.data, "data")
-        task_class = task_class_of(cfg)
-        check_data_kind(task_class, data_spec, cfg)
-        # the run's seed orders the data; a pretrained model brings its tokenizer and vocabulary
-        datamodule = load_data(data_spec, shuffle_seed=cfg.seed, **task_class.pretrained_data(cfg.task))
-        task = build_task(cfg, datamodule, data_spec)
+        datamodule, task = data_and_task(cfg)
         check_resume_checkpoint(ckpt_path, output_dir, task)
         num_params = sum(p.numel() for p in task.parameters())
 
