@@ -202,3 +202,18 @@ def test_token_buckets_are_dealt_to_ranks_and_resume_mid_epoch(monkeypatch):
     resumed.load_state_dict(first.state_dict())
     resumed.set_epoch(3)
     assert list(resumed) == full[4:]
+
+
+def test_numbers_for_the_extrapolation_study_keep_the_vocabulary_and_hold_out_longer_numbers():
+    pairs = numbers.generate(seed=3, train_size=400, val_size=40, test_size=160, max_digits=12, train_max_digits=6, style="digits")
+    lengths = {split: sorted({len(s.split()) for s, _ in rows}) for split, rows in pairs.items()}
+    assert lengths["train"][-1] == 6 and lengths["val"][-1] <= 6 and lengths["test"] == list(range(7, 13))
+    assert sum(len(s.split()) == 9 for s, _ in pairs["test"]) == 160 // 6 + (1 if 2 < 160 % 6 else 0)  # even over 7..12 digits
+    words = {split: {w for s, t in rows for w in (s + " " + t).split()} for split, rows in pairs.items()}
+    assert words["test"] <= words["train"]  # the same ten words a side at every length
+    src, tgt = pairs["test"][0]
+    assert len(src.split()) == len(tgt.split())
+    with pytest.raises(ValueError, match=r"data.corpus.train_max_digits must be within 1..11"):
+        numbers.generate(seed=3, max_digits=12, train_max_digits=12)
+    with pytest.raises(ValueError, match="data.corpus.style must be one of words, digits"):
+        numbers.generate(seed=3, style="roman")

@@ -173,6 +173,15 @@ def test_a_character_lm_learns_its_text_and_generates_from_the_cli(tmp_path, tex
     assert odd.returncode == 0 and "warning: the prompt holds 'Z', 'ü', '€'" in odd.stderr
 
 
+def test_a_longer_test_context_gives_the_loss_by_position(tmp_path, text_files):
+    result = train(lm_config(tmp_path, text_files, ["data.test_block_size=48", "pos_enc=alibi"]))
+    test_curve = result.extras["loss_by_position"]["test"]
+    assert [r["position"] for r in test_curve] == list(range(3, 49, 3))  # 16 bins of 3 positions
+    assert [r["position"] for r in result.extras["loss_by_position"]["val"]][-1] == 16  # validation keeps the training block
+    assert result.extras["train_length_range"] == [1, 16]
+    assert all(r["tokens"] > 0 and r["loss"] > 0 for r in test_curve)
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -85,13 +85,13 @@ def bleu_signature() -> str:
 
 
 def length_bucket(length: int, width: int = 5) -> str:
-    """1-5, 6-10, ... for width 5."""
+    """1-5, 6-10, ... for width 5; 1, 2, ... for width 1."""
     lo = (max(length, 1) - 1) // width * width + 1
-    return f"{lo}-{lo + width - 1}"
+    return f"{lo}-{lo + width - 1}" if width > 1 else str(lo)
 
 
 def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str], width: int = 5) -> List[Dict[str, Any]]:
-    """Corpus BLEU per source-length bucket (in words), shortest bucket first.
+    """Corpus BLEU and exact match per source-length bucket (in words), shortest bucket first.
 
     The Bahdanau et al. 2015 Fig. 2 view: does quality hold up as sentences get longer?
     Short buckets may have no 4-grams at all, so n-gram orders with no matches are dropped
@@ -110,6 +110,29 @@ def bleu_by_length(sources: Sequence[str], hypotheses: Sequence[str], references
                 "min_len": key * width + 1,
                 "n": len(idx),
                 "bleu": bleu.corpus_score([hypotheses[i] for i in idx], [[references[i] for i in idx]]).score,
+                "exact_match": 100.0 * sum(hypotheses[i] == references[i] for i in idx) / len(idx),
             }
         )
     return rows
+
+
+class PositionSums(Metric):
+    """Per position in a block, sums of a language model's negative log-likelihood, its tokens and
+    their bytes: the loss as a function of how much context a prediction had."""
+
+    full_state_update = False
+
+    def __init__(self, size: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        for name in ("nll", "tokens", "bytes"):
+            self.add_state(name, default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, nll: torch.Tensor, nbytes: torch.Tensor) -> None:
+        """``nll`` and ``nbytes``: (B, L) per predicted token, L at most ``size``."""
+        length = nll.size(1)
+        self.nll[:length] += nll.double().sum(dim=0)
+        self.tokens[:length] += nll.size(0)
+        self.bytes[:length] += nbytes.double().sum(dim=0)
+
+    def compute(self) -> Dict[str, torch.Tensor]:
+        return {"nll": self.nll, "tokens": self.tokens, "bytes": self.bytes}

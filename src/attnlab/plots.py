@@ -63,20 +63,32 @@ def matrix_figure(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], 
     return fig
 
 
-def bleu_by_length_figure(series: Mapping[str, Sequence[Mapping]], title: str = "BLEU by source length") -> Figure:
-    """One line per configuration; series maps a label to rows with ``bucket``, ``min_len``, ``bleu``."""
+def bleu_by_length_figure(
+    series: Mapping[str, Sequence[Mapping]],
+    title: str = "BLEU by source length",
+    y: str = "bleu",
+    y_label: str = "BLEU",
+    x: str = "min_len",
+    x_label: str = "source length (words)",
+    seen: Optional[Sequence[float]] = None,
+) -> Figure:
+    """One line per configuration; series maps a label to rows with ``x`` (and ``bucket`` as its
+    tick label when there is one) and ``y``. ``seen``: the (low, high) range training saw, shaded."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    buckets: Dict[int, str] = {}
+    ticks: Dict[float, str] = {}
     colors = plt.get_cmap("tab20").colors  # 20 distinct colours; line style tells the architecture
     for i, (label, rows) in enumerate(sorted(series.items())):
-        rows = sorted(rows, key=lambda r: r["min_len"])
+        rows = sorted(rows, key=lambda r: r[x])
         style = "--" if label.startswith("transformer") else "-"
-        ax.plot([r["min_len"] for r in rows], [r["bleu"] for r in rows], style, marker="o", color=colors[i % len(colors)], label=label)
-        buckets.update({r["min_len"]: r["bucket"] for r in rows})
-    ax.set_xticks(sorted(buckets))
-    ax.set_xticklabels([buckets[k] for k in sorted(buckets)])
-    ax.set_xlabel("source length (words)")
-    ax.set_ylabel("BLEU")
+        ax.plot([r[x] for r in rows], [r[y] for r in rows], style, marker="o", color=colors[i % len(colors)], label=label)
+        ticks.update({r[x]: str(r.get("bucket", r[x])) for r in rows})
+    if seen is not None:
+        ax.axvspan(seen[0] - 0.5, seen[1] + 0.5, color="0.85", zorder=0, label="lengths seen in training")
+    if len(ticks) <= 30:
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels([ticks[k] for k in sorted(ticks)], rotation=90 if len(ticks) > 12 else 0)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -150,22 +150,33 @@ def fmt(mean: Optional[float], std: Optional[float], key: str) -> str:
     return text + (f" ± {std:,.{digits}f}" if std is not None else "")
 
 
-def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", min_sentences: int = 1) -> Dict[str, List[Dict[str, Any]]]:
-    """Per configuration, BLEU per length bucket averaged over its seeds; buckets with fewer than
-    ``min_sentences`` sentences are left out (a corpus BLEU of three sentences is noise)."""
+def curve_series(rows: Sequence[Dict[str, Any]], name: str, x: str, ys: Sequence[str], stage: str = "test", min_count: int = 1, count: str = "n") -> Dict[str, List[Dict[str, Any]]]:
+    """Per configuration, a curve the jobs logged (``extras[name][stage]``: rows with ``x``),
+    each ``y`` averaged over the configuration's seeds; points with fewer than ``min_count``
+    examples are left out (a corpus BLEU of three sentences is noise)."""
     series = {}
     for row in rows:
-        buckets: Dict[int, List[Dict[str, Any]]] = defaultdict(list)
+        points: Dict[float, List[Dict[str, Any]]] = defaultdict(list)
         for job in row["jobs"]:
-            for r in job.result.extras.get("bleu_by_length", {}).get(stage, []):
-                buckets[r["min_len"]].append(r)
-        if buckets:
+            for r in job.result.extras.get(name, {}).get(stage, []):
+                points[r[x]].append(r)
+        if points:
             series[row["config"]] = [
-                {"min_len": k, "bucket": v[0]["bucket"], "bleu": statistics.mean(r["bleu"] for r in v), "n": v[0]["n"]}
-                for k, v in sorted(buckets.items())
-                if v[0]["n"] >= min_sentences
+                {x: k, **({"bucket": v[0]["bucket"]} if "bucket" in v[0] else {}), count: v[0].get(count, 0), **{y: statistics.mean(r[y] for r in v) for y in ys if y in v[0]}}
+                for k, v in sorted(points.items())
+                if v[0].get(count, min_count) >= min_count
             ]
     return series
+
+
+def bleu_by_length_series(rows: Sequence[Dict[str, Any]], stage: str = "test", min_sentences: int = 1) -> Dict[str, List[Dict[str, Any]]]:
+    return curve_series(rows, "bleu_by_length", "min_len", ("bleu", "exact_match"), stage, min_sentences)
+
+
+def seen_range(jobs: Sequence[Job]) -> Optional[List[float]]:
+    """The lengths training saw, when every job saw the same (a length-extrapolation sweep)."""
+    ranges = {tuple(j.result.extras.get("train_length_range", ())) for j in jobs if j.ok}
+    return list(next(iter(ranges))) if len(ranges) == 1 and () not in ranges else None
 
 
 def numeric(value: str) -> Optional[float]:
@@ -242,9 +253,15 @@ def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int
     lines.append("")
 
     series = bleu_by_length_series(rows, min_sentences=min_bucket)
+    seen = seen_range(jobs)
     if series:
-        plots.save(plots.bleu_by_length_figure(series, "test BLEU by source length (cf. Bahdanau et al. 2015, Fig. 2)"), out_dir / "bleu_by_length.png")
+        plots.save(plots.bleu_by_length_figure(series, "test BLEU by source length (cf. Bahdanau et al. 2015, Fig. 2)", seen=seen), out_dir / "bleu_by_length.png")
         lines += ["## BLEU by source length", "", "![BLEU by source length](bleu_by_length.png)", ""]
+        if all("exact_match" in r for s in series.values() for r in s):
+            plots.save(plots.bleu_by_length_figure(series, "test exact match by source length", y="exact_match", y_label="exact match %", seen=seen), out_dir / "exact_by_length.png")
+            lines += ["![exact match by source length](exact_by_length.png)", ""]
+        if seen:
+            lines += [f"Shaded: the source lengths training saw ({seen[0]}-{seen[1]} words).", ""]
         if min_bucket > 1:
             lines += [f"Length buckets with fewer than {min_bucket} test sentences are left out.", ""]
         buckets = sorted({(r["min_len"], r["bucket"]) for s in series.values() for r in s})
@@ -252,6 +269,19 @@ def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int
         for name, s in sorted(series.items()):
             by = {r["min_len"]: r["bleu"] for r in s}
             lines.append(f"| {name} | " + " | ".join(f"{by[k]:.1f}" if k in by else "–" for k, _ in buckets) + " |")
+        lines.append("")
+
+    positions = curve_series(rows, "loss_by_position", "position", ("loss",), count="tokens")
+    if positions:
+        plots.save(plots.bleu_by_length_figure(positions, "test loss by position in the context", y="loss", y_label="loss (nats per token)", x="position", x_label="position in the context (tokens)", seen=seen), out_dir / "loss_by_position.png")
+        lines += ["## Loss by position in the context", "", "![loss by position](loss_by_position.png)", ""]
+        if seen:
+            lines += [f"Shaded: the context lengths training saw (up to {seen[1]} tokens).", ""]
+        xs = sorted({r["position"] for s in positions.values() for r in s})
+        lines += ["| configuration | " + " | ".join(f"≤{x}" for x in xs) + " |", "|---|" + "---|" * len(xs)]
+        for name, s in sorted(positions.items()):
+            by = {r["position"]: r["loss"] for r in s}
+            lines.append(f"| {name} | " + " | ".join(f"{by[x]:.2f}" if x in by else "–" for x in xs) + " |")
         lines.append("")
 
     if curve:

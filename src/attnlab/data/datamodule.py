@@ -106,6 +106,12 @@ class TranslationDataModule(CorpusDataModule):
         positional table must cover."""
         return max(max(len(e.src_ids), len(e.tgt_ids)) for ds in self.splits.values() for e in ds.examples)
 
+    @property
+    def train_length_range(self) -> tuple:
+        """The shortest and longest training source, in words (what a length study marks)."""
+        lengths = [len(e.src_text.split()) for e in self.splits["train"].examples]
+        return min(lengths), max(lengths)
+
     def example_length(self, example: Example) -> int:
         # a batch costs its longest source and its longest target: bucket on the longer side
         return max(len(example.src_ids), len(example.tgt_ids))

@@ -82,13 +82,17 @@ class StreamDataModule(CorpusDataModule):
         vocab: Optional[Sequence[str]] = None,
         specials: Optional[Mapping[str, str]] = None,
         block_size: int = 64,
+        test_block_size: Optional[int] = None,
         **common: Any,
     ):
         common.setdefault("cache", False)  # documents hold newlines: they are read, not cached as lines
         super().__init__(name, corpus, cache_dir, **common)
         if block_size < 1:
             raise ValueError(f"data.block_size must be positive; got {block_size}")
+        if test_block_size is not None and test_block_size < block_size:
+            raise ValueError(f"data.test_block_size={test_block_size} must be at least data.block_size={block_size}")
         self.block_size = block_size
+        self.test_block_size = test_block_size or block_size  # longer: the test reads contexts training never saw
         self._tokenizer_spec = tokenizer
         self.tokenizer: Optional[Tokenizer] = None if tokenizer == "bpe" else Tokenizer.from_spec(tokenizer)
         self.vocab: Optional[Vocab] = Vocab(list(vocab), specials) if vocab else None
@@ -108,20 +112,25 @@ class StreamDataModule(CorpusDataModule):
         tokens = {split: self.tokenizer.tokenize(text) for split, text in self.texts.items()}
         self.vocab = self.vocab or Vocab.build([tokens["train"]])
         for split, pieces in tokens.items():
-            if len(pieces) < self.block_size + 1:
+            block, key = (self.test_block_size, "data.test_block_size") if split == "test" else (self.block_size, "data.block_size")
+            if len(pieces) < block + 1:
                 raise ValueError(
                     f"data={self.name}: the {split} split has {len(pieces)} tokens, fewer than one block "
-                    f"(data.block_size={self.block_size} + 1 for the targets); lower data.block_size"
+                    f"({key}={block} + 1 for the targets); lower {key}"
                 )
-            self.streams[split] = TokenStream(torch.tensor(self.vocab.encode(pieces), dtype=torch.long), self.block_size)
+            self.streams[split] = TokenStream(torch.tensor(self.vocab.encode(pieces), dtype=torch.long), block)
 
     @property
     def longest_sequence(self) -> int:
-        return self.block_size  # what a learned positional table must hold
+        return self.test_block_size  # what a learned positional table must hold
+
+    @property
+    def train_length_range(self) -> tuple:
+        return 1, self.block_size  # the contexts training saw
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         stream = self.streams[split]
-        sampler = BlockSampler(len(stream), self.block_size, self.batch_size if train else self.eval_batch_size, shuffle=train and self.shuffle, seed=self.shuffle_seed)
+        sampler = BlockSampler(len(stream), stream.block_size, self.batch_size if train else self.eval_batch_size, shuffle=train and self.shuffle, seed=self.shuffle_seed)
         return DataLoader(
             stream,
             batch_sampler=sampler,

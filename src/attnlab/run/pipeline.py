@@ -147,6 +147,8 @@ def train(cfg: DictConfig) -> RunResult:
         sizes = {split: len(dataset) for split, dataset in (getattr(datamodule, "splits", None) or {}).items()}
         if sizes:
             result.extras["data_sizes"] = sizes  # what this run trained and was scored on
+        if hasattr(datamodule, "train_length_range"):
+            result.extras["train_length_range"] = list(datamodule.train_length_range)
         result.report_columns = [list(column) for column in task.report_columns]
         result.tokens_per_sec = throughput.tokens_per_sec if throughput else None
         result.wall_time_s = time.time() - started

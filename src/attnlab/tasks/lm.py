@@ -14,7 +14,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import SumMetric
 
 from attnlab import components
 from attnlab.data.tokenization import Tokenizer
@@ -22,7 +21,8 @@ from attnlab.data.vocab import Vocab
 from attnlab.decoding import generate
 from attnlab.errors import ConfigError
 from attnlab.models.factory import build_language_model
-from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Task, plain
+from attnlab.metrics import PositionSums
+from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
 
 
 class UnknownCharactersWarning(UserWarning):
@@ -54,6 +54,7 @@ class LanguageModelTask(Task):
         tokenizer: Any = "char",
         specials: Optional[Mapping[str, str]] = None,
         block_size: int = 64,
+        test_block_size: Optional[int] = None,
         prompt: str = "\n",
         num_samples: int = 2,
         sample_tokens: int = 200,
@@ -77,6 +78,7 @@ class LanguageModelTask(Task):
                 "specials": plain(specials),
                 "tokenizer": plain(tokenizer),
                 "block_size": block_size,
+                "test_block_size": test_block_size or block_size,
                 "prompt": prompt,
                 "num_samples": num_samples,
                 "sample_tokens": sample_tokens,
@@ -99,9 +101,7 @@ class LanguageModelTask(Task):
         self.char_level = self.tokenizer.kind == "char"
         # what each token weighs in bytes of text: bits per byte compare tokenizers
         self.register_buffer("token_bytes", torch.tensor([self._bytes(t) for t in self.vocab.tokens], dtype=torch.float64), persistent=False)
-        self.nll, self.tokens, self.bytes = SumMetric(), SumMetric(), SumMetric()
-        for metric in (self.nll, self.tokens, self.bytes):
-            metric.set_dtype(torch.float64)
+        self.sums = PositionSums(max(block_size, self.hparams.test_block_size))
 
     def _bytes(self, token: str) -> int:
         if self.vocab.index.get(token) in self.vocab.special_ids:
@@ -110,10 +110,16 @@ class LanguageModelTask(Task):
 
     @classmethod
     def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
-        return {"vocab": datamodule.vocab.tokens, "specials": datamodule.vocab.specials, "tokenizer": datamodule.tokenizer.spec, "block_size": datamodule.block_size}
+        return {
+            "vocab": datamodule.vocab.tokens,
+            "specials": datamodule.vocab.specials,
+            "tokenizer": datamodule.tokenizer.spec,
+            "block_size": datamodule.block_size,
+            "test_block_size": datamodule.test_block_size,
+        }
 
     def data_overrides(self) -> Dict[str, Any]:
-        return {"vocab": self.hparams.vocab, "specials": self.hparams.specials, "tokenizer": self.hparams.tokenizer, "block_size": self.hparams.block_size}
+        return {key: self.hparams[key] for key in ("vocab", "specials", "tokenizer", "block_size", "test_block_size")}
 
     # -- training ---------------------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -135,19 +141,19 @@ class LanguageModelTask(Task):
 
     # -- evaluation -------------------------------------------------------------------------------
     def reset_evaluation(self) -> None:
-        for metric in (self.nll, self.tokens, self.bytes):
-            metric.reset()
+        self.sums.reset()
 
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         blocks = batch["tokens"]
         logits = self(blocks[:, :-1]).float()
         targets = blocks[:, 1:]
-        self.nll.update(F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum").double())
-        self.tokens.update(torch.tensor(float(targets.numel()), dtype=torch.float64))
-        self.bytes.update(self.token_bytes[targets].sum())
+        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, L)
+        self.sums.update(nll, self.token_bytes[targets])
 
     def evaluation_end(self, split: str) -> Evaluation:
-        nll, tokens, nbytes = float(self.nll.compute()), float(self.tokens.compute()), float(self.bytes.compute())
+        sums = {k: v.cpu() for k, v in self.sums.compute().items()}
+        seen = slice(0, self.hparams.block_size)  # the headline numbers: the contexts training saw
+        nll, tokens, nbytes = (float(sums[k][seen].sum()) for k in ("nll", "tokens", "bytes"))
         loss = nll / max(tokens, 1.0)
         bits = nll / math.log(2) / max(nbytes, 1.0)
         hp = self.hparams
@@ -158,7 +164,20 @@ class LanguageModelTask(Task):
             predictions=[s.replace("\n", "\\n") for s in samples],  # one sample a line in the file
             inputs=[hp.prompt + s for s in samples],  # heatmaps: how the model read its own text
             examples=[{"prompt": hp.prompt, "sample": s} for s in samples],
+            curves={"loss_by_position": Curve(self._by_position(sums), x="position", y="loss", title=f"{split} loss by position in the context")},
         )
+
+    def _by_position(self, sums: Dict[str, torch.Tensor]) -> List[Dict[str, Any]]:
+        """The loss in 16 bins of context position (1 = no context yet): does the model keep
+        predicting as well past the block length it trained on?"""
+        length = int((sums["tokens"] > 0).sum())
+        width = max(1, length // 16)
+        rows = []
+        for start in range(0, length, width):
+            part = slice(start, min(start + width, length))
+            tokens = float(sums["tokens"][part].sum())
+            rows.append({"position": part.stop, "loss": float(sums["nll"][part].sum()) / tokens, "tokens": int(tokens)})
+        return rows
 
     # -- generation -----------------------------------------------------------------------------
     def encode_prompt(self, prompt: str) -> List[int]:

@@ -59,6 +59,7 @@ class TranslationTask(Task):
         max_len_a: float = 2.0,
         max_len_b: int = 10,
         decoding: Optional[Mapping[str, Any]] = None,
+        length_bucket: int = 5,
         data: Optional[Mapping[str, Any]] = None,
         choices: Optional[Mapping[str, str]] = None,
         optimizer: Optional[Callable] = None,
@@ -81,6 +82,7 @@ class TranslationTask(Task):
                 "max_len_a": max_len_a,
                 "max_len_b": max_len_b,
                 "decoding": decoding_settings(plain(decoding)),
+                "length_bucket": length_bucket,
                 "data": components.check_spec(plain(data), "data", "datamodule") if data else None,  # eval.py rebuilds the splits
                 "choices": plain(choices) or {},
             },
@@ -174,7 +176,7 @@ class TranslationTask(Task):
             f"{split}/chrf": float(self.chrf.compute()),
             f"{split}/exact_match": float(self.exact_match.compute()),
         }
-        by_length = bleu_by_length(sources, hypotheses, references)
+        by_length = bleu_by_length(sources, hypotheses, references, self.hparams.get("length_bucket", 5))
         return Evaluation(
             split=split,
             metrics=metrics,
