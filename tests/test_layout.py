@@ -76,3 +76,10 @@ def test_data_code_never_imports_models_tasks_or_the_run(module):
 def test_nothing_in_the_package_imports_the_training_pipeline():
     """train.py runs it; evaluation and the tools get what they need from data/, tasks/ and run/."""
     assert {m for m in GRAPH if "attnlab.run.pipeline" in internal(m)} == set()
+
+
+def test_only_the_dashboard_command_imports_wandb_workspaces():
+    """It is an optional extra (attnlab[dashboard]): training must run without it."""
+    importers = {m for m, deps in GRAPH.items() if any(under(d, ("wandb_workspaces",)) for d in deps)}
+    assert importers == {"attnlab.cli.dashboard"}
+    assert {m for m in GRAPH if "attnlab.cli.dashboard" in internal(m)} == set()

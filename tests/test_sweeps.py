@@ -21,7 +21,7 @@ def sweep_dir(log_dir: Path, task_name: str = "train") -> Path:
 
 def test_four_job_multirun_gives_four_grouped_wandb_runs_and_a_report(tmp_path):
     logs = tmp_path / "logs"
-    proc = run_train_cli(["-m", "arch=rnn,transformer", "attention=additive,multihead", *SWEEP_TINY, f"paths.log_dir={logs}"], cwd=tmp_path)
+    proc = run_train_cli(["-m", "arch=rnn,transformer", "attention=additive,multihead", *SWEEP_TINY, "trainer.log_every_n_steps=1", f"paths.log_dir={logs}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = sweep_dir(logs)
     metrics = sorted(sweep.glob("*/metrics.json"))
@@ -41,6 +41,17 @@ def test_four_job_multirun_gives_four_grouped_wandb_runs_and_a_report(tmp_path):
     assert groups == {f"train-{sweep.name}"}
     # each run keeps its heatmaps as PNG files too
     assert all(list(p.parent.glob("heatmaps/cross_example_0.png")) for p in metrics)
+
+    # the sweep's W&B dashboard reads exactly keys these runs logged
+    spec_file = tmp_path / "dashboard.json"
+    dash = run_cli([BIN / "attnlab-dashboard", "--entity", "me", "--project", "attnlab", "--group", groups.pop(), "--dry-run", spec_file])
+    assert dash.returncode == 0, dash.stderr
+    from attnlab.cli.dashboard import logged_keys
+
+    wanted = logged_keys(json.loads(spec_file.read_text()))
+    assert wanted["logged"] - {k for s in summaries for k in s["summary"]} == set()
+    assert wanted["config"] - {k for s in summaries for k in s["config"]} == set()
+    assert {"test/bleu", "test/bleu_by_length", "val/attention/cross/example_0", "train/tokens_per_sec"} <= wanted["logged"]
 
     report = run_cli([BIN / "attnlab-report", sweep])
     assert report.returncode == 0, report.stderr

@@ -104,6 +104,9 @@ class Task(L.LightningModule):
     checkpoint_keys: ClassVar[Tuple[str, ...]] = ()  # hyperparameters a checkpoint must carry
     data_kinds: ClassVar[Tuple[str, ...]] = ()  # the datamodules (registered names) it reads; empty: any
     component_keys: ClassVar[Dict[str, str]] = {}  # hyperparameters that are component specs -> their kind
+    # what an evaluation logs besides metrics, as the W&B dashboard (attnlab-dashboard) reads it:
+    curve_axes: ClassVar[Dict[str, Tuple[str, str]]] = {}  # curve name -> (x column, y column)
+    figure_keys: ClassVar[Tuple[str, ...]] = ()  # images under val/ and test/ (first example's attention, own figures)
 
     def __init__(
         self,

@@ -58,6 +58,7 @@ class ClassificationTask(Task):
     checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "labels", "tokenizer")
     component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
     data_kinds = ("text",)
+    figure_keys = ("confusion_matrix", "attention/self/example_0", "attention/pooling/example_0")
 
     def __init__(
         self,

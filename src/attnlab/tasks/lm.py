@@ -36,14 +36,16 @@ class LanguageModelTask(Task):
     prediction_name = "samples"
     report_columns = [
         ("val loss", "val/loss", False),
+        ("test ppl", "test/ppl", False),  # first test column: the headline a dashboard charts
         ("test loss", "test/loss", False),
-        ("test ppl", "test/ppl", False),
         ("test bits/char", "test/bpc", False),
         ("test bits/byte", "test/bpb", False),
     ]
     checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "tokenizer")
     component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
     data_kinds = ("stream",)
+    curve_axes = {"loss_by_position": ("position", "loss")}
+    figure_keys = ("attention/self/example_0",)
 
     def __init__(
         self,
@@ -164,7 +166,7 @@ class LanguageModelTask(Task):
             predictions=[s.replace("\n", "\\n") for s in samples],  # one sample a line in the file
             inputs=[hp.prompt + s for s in samples],  # heatmaps: how the model read its own text
             examples=[{"prompt": hp.prompt, "sample": s} for s in samples],
-            curves={"loss_by_position": Curve(self._by_position(sums), x="position", y="loss", title=f"{split} loss by position in the context")},
+            curves={"loss_by_position": Curve(self._by_position(sums), *self.curve_axes["loss_by_position"], title=f"{split} loss by position in the context")},
         )
 
     def _by_position(self, sums: Dict[str, torch.Tensor]) -> List[Dict[str, Any]]:

@@ -36,6 +36,8 @@ class TranslationTask(Task):
     monitor = "val/bleu"
     prediction_name = "hypotheses"
     alignment_kind = "cross"
+    curve_axes = {"bleu_by_length": ("min_len", "bleu")}
+    figure_keys = tuple(f"attention/{kind}/example_0" for kind in ATTENTION_AXES)
     report_columns = [
         ("val BLEU", "val/bleu", True),
         ("test BLEU", "test/bleu", True),
@@ -183,7 +185,7 @@ class TranslationTask(Task):
             predictions=hypotheses,
             inputs=sources,
             examples=[{"source": r.source, "hypothesis": r.hypothesis, "reference": r.reference} for r in records],
-            curves={"bleu_by_length": Curve(by_length, x="min_len", y="bleu", title=f"{split} BLEU by source length")},
+            curves={"bleu_by_length": Curve(by_length, *self.curve_axes["bleu_by_length"], title=f"{split} BLEU by source length")},
         )
 
     def result_extras(self) -> Dict[str, Any]:
