@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
-import time
-from pathlib import Path
 
 import torch
+from harness import environment, ratio_summary, rotate, seconds, spread, write
 
 from attnlab.attention import MultiHeadAttention
 from attnlab.decoding import generate
@@ -42,30 +40,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     prompt = torch.randint(4, VOCAB, (1, 8))
-    report = {"torch": torch.__version__, "threads": torch.get_num_threads(), "new_tokens": NEW_TOKENS}
+    report = {**environment(args.rounds), "new_tokens": NEW_TOKENS}
     for name, pos in (("sinusoidal", SinusoidalPositionalEncoding), ("learned_64", functools.partial(LearnedPositionalEncoding, max_len=64))):
         lm = model(pos)
         outputs = {cache: generate(lm, prompt, NEW_TOKENS, temperature=0.0, use_cache=cache) for cache in (True, False)}
         assert torch.equal(outputs[True], outputs[False])  # the same tokens either way
-        seconds = {True: [], False: []}
-        for r in range(args.rounds):
-            for cache in ((True, False) if r % 2 == 0 else (False, True)):
-                start = time.perf_counter()
-                generate(lm, prompt, NEW_TOKENS, temperature=0.0, use_cache=cache)
-                seconds[cache].append(time.perf_counter() - start)
-        ratios = [u / c for c, u in zip(seconds[True], seconds[False])]
+        per = rotate({"cached": True, "recomputed": False}, args.rounds, lambda cache: seconds(lambda: generate(lm, prompt, NEW_TOKENS, temperature=0.0, use_cache=cache)))
         report[name] = {
-            "cached_tokens_per_s": NEW_TOKENS / statistics.median(seconds[True]),
-            "uncached_tokens_per_s": NEW_TOKENS / statistics.median(seconds[False]),
-            "speedup": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
+            "cached_tokens_per_s": NEW_TOKENS / statistics.median(per["cached"]),
+            "uncached_tokens_per_s": NEW_TOKENS / statistics.median(per["recomputed"]),
+            "speedup": ratio_summary(per["recomputed"], per["cached"]),
         }
         s = report[name]
         print(f"{name}: cached {s['cached_tokens_per_s']:,.0f} tok/s, recomputed {s['uncached_tokens_per_s']:,.0f} tok/s, "
-              f"cache x{s['speedup']['median']:.2f} (min {s['speedup']['min']:.2f}, max {s['speedup']['max']:.2f}); same tokens")
-    out = Path(__file__).parent / "results" / "lm_sampling.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"torch {report['torch']}, {report['threads']} threads, {args.rounds} rounds, order alternating; wrote {out}")
+              f"cache {spread(s['speedup'])}; same tokens")
+    out = write("lm_sampling", report)
+    print(f"torch {report['torch']}, {report['threads']} threads, {args.rounds} rounds, order rotated; wrote {out}")
 
 
 if __name__ == "__main__":

@@ -16,55 +16,14 @@ Writes benchmarks/results/text.json beside the console table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
-import time
-from pathlib import Path
 
 import torch
 from composed import task_and_data
+from harness import environment, ratio_summary, rotate, spread, step_time, write
 
 from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
-
-
-def cpu_flags() -> list:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2")))
-
-
-def step_time(task, batch, steps: int, bf16: bool) -> float:
-    """Median seconds of a training step (forward, loss, backward, AdamW)."""
-    optimizer = torch.optim.AdamW([p for p in task.parameters() if p.requires_grad], lr=1e-5)
-    task.train()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = task.training_step(batch, 0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def rotate(variants: dict, rounds: int, measure) -> dict:
-    """measure(name, fn) per variant per round, the order rotating; -> name -> list of results."""
-    names = list(variants)
-    results = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            results[name].append(measure(variants[name]))
-    return results
-
-
-def ratio_summary(a: list, b: list) -> dict:
-    ratios = [x / y for x, y in zip(a, b)]
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
 def main() -> None:
@@ -74,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     quiet = ["logger=none", "~callbacks.progress_bar"]
-    report = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags()}
+    report = {**environment(args.rounds), "cpu": platform.processor() or platform.machine()}
 
     # 1. MiniLM fine-tuning, bf16 vs fp32
     minilm, dm = task_and_data(["task=classification", "data=wordnet", "task.pretrained=minilm", "pos_enc=learned", "data.max_len=32", *quiet])
@@ -103,16 +62,14 @@ def main() -> None:
     report["mlm_vs_translation_tokens_per_s"] = {k: statistics.median(v) for k, v in per.items()}
     report["mlm_vs_translation_tokens_per_s"]["ratio"] = ratio_summary(per["mlm"], per["translation"])
 
-    out = Path(__file__).parent / "results" / "text.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write("text", report)
     m, p, t = report["minilm_finetune"], report["wordnet_padding"], report["mlm_vs_translation_tokens_per_s"]
     print(f"torch {report['torch']}, {report['threads']} threads, cpu flags {' '.join(report['cpu_flags']) or '-'}; {args.rounds} rounds, order rotated")
     print(f"MiniLM fine-tuning, 32 tokens x 32: bf16 {m['sequences_per_s']['bf16']:.1f} seq/s, fp32 {m['sequences_per_s']['fp32']:.1f} seq/s, "
-          f"bf16 x{m['bf16_speedup']['median']:.2f} (min {m['bf16_speedup']['min']:.2f}, max {m['bf16_speedup']['max']:.2f})")
+          f"bf16 {spread(m['bf16_speedup'])}")
     print(f"WordNet padding: length buckets {100 * p['buckets']:.1f} % vs fixed batches {100 * p['fixed']:.1f} % of positions ({p['batches']} batches)")
     print(f"training tokens/s: MLM (d 256, 4 layers) {t['mlm']:,.0f}, translation (d 256, 2+2) {t['translation']:,.0f}, "
-          f"ratio x{t['ratio']['median']:.2f} (min {t['ratio']['min']:.2f}, max {t['ratio']['max']:.2f})")
+          f"ratio {spread(t['ratio'])}")
     print(f"wrote {out}")
 
 
