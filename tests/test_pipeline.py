@@ -132,7 +132,7 @@ def test_checkpoint_alone_translates_with_weights_only_loading(tmp_path, data_di
     payload = torch.load(result.checkpoint, map_location="cpu", weights_only=True)  # no pickled code
     hp = payload["hyper_parameters"]
     assert hp["src_vocab"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"] and len(hp["tgt_vocab"]) > 20
-    assert hp["attention"] == {"_component_": "attention/multihead", "num_heads": 4, "dropout": 0.1}  # names, not code
+    assert hp["attention"] == {"_component_": "attention/multihead", "num_heads": 4, "num_kv_heads": None, "dropout": 0.1}  # names, not code
     assert hp["data"]["corpus"]["_component_"] == "corpus/numbers"
     # Lightning's own loader works too: the hyperparameters rebuild the model through the registry
     task = TranslationTask.load_from_checkpoint(result.checkpoint, map_location="cpu", weights_only=True)
