@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "src" / "attnlab"
-LESSON = ("attnlab.attention", "attnlab.positional", "attnlab.models", "attnlab.decoding", "attnlab.metrics")
+LESSON = ("attnlab.attention", "attnlab.dropout", "attnlab.positional", "attnlab.models", "attnlab.decoding", "attnlab.metrics")
 
 
 def module_name(path: Path) -> str:

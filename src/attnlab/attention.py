@@ -22,13 +22,15 @@ module offers and never need to change when a new kind is added.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from attnlab.dropout import dropout as apply_dropout
 
 __all__ = [
     "Attention",
@@ -50,6 +52,39 @@ class Memory:
 
     keys: Tensor  # (B, H, S, dk) or (B, S, dk), as the attention type needs
     values: Tensor  # (B, H, S, dv) or (B, S, dv)
+    room: Optional["CacheRoom"] = field(default=None, repr=False, compare=False)
+    # False for beam search's caches: copied to the surviving beams every step anyway, they grow
+    # by concatenation (measured cheaper there than making new room at every step)
+    growable: bool = field(default=True, repr=False, compare=False)
+
+    def index_select(self, index: Tensor) -> "Memory":
+        """Batch rows ``index`` (beam search's surviving beams). Only the filled positions are
+        copied (selecting a room's whole buffer measured 4x slower); the next step makes new room."""
+        return Memory(self.keys.index_select(0, index), self.values.index_select(0, index), growable=False)
+
+
+class CacheRoom:
+    """Buffers with spare positions after a cache's keys and values: a decoding step writes its
+    new positions in place instead of copying the whole cache (``torch.cat``) every step. The
+    capacity doubles when full, so a sequence of n steps copies O(n) positions, not O(n²)."""
+
+    def __init__(self, memory: Memory, capacity: int, dim: int):
+        def grown(t: Tensor) -> Tensor:
+            shape = list(t.shape)
+            shape[dim] = capacity
+            buffer = t.new_empty(shape)
+            buffer.narrow(dim, 0, t.size(dim)).copy_(t)
+            return buffer
+
+        self.keys, self.values = grown(memory.keys), grown(memory.values)
+        self.dim, self.capacity, self.filled = dim, capacity, memory.keys.size(dim)
+
+    def append(self, new: Memory) -> Memory:
+        start, added = self.filled, new.keys.size(self.dim)
+        self.keys.narrow(self.dim, start, added).copy_(new.keys)
+        self.values.narrow(self.dim, start, added).copy_(new.values)
+        self.filled = start + added
+        return Memory(self.keys.narrow(self.dim, 0, self.filled), self.values.narrow(self.dim, 0, self.filled), self)
 
 
 class PositionHook:
@@ -134,7 +169,7 @@ def scaled_dot_attention(
     if mask is not None:
         scores = scores + mask
     weights = torch.softmax(scores, dim=-1)
-    out = torch.matmul(F.dropout(weights, dropout_p) if dropout_p > 0 else weights, v)
+    out = torch.matmul(apply_dropout(weights, dropout_p) if dropout_p > 0 else weights, v)
     return out, weights
 
 
@@ -171,7 +206,15 @@ class Attention(nn.Module):
         if memory is None:
             return new
         dim = self.memory_seq_dim
-        return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim))
+        if not memory.growable or (torch.is_grad_enabled() and (memory.keys.requires_grad or new.keys.requires_grad)):
+            return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim), growable=memory.growable)
+        length, needed = memory.keys.size(dim), memory.keys.size(dim) + new.keys.size(dim)
+        room = memory.room
+        # a memory that is not the newest its room holds (beam search's reordered caches, a branch
+        # from an earlier step) gets a room of its own: nothing written for another is overwritten
+        if room is None or room.filled != length or room.capacity < needed:
+            room = CacheRoom(memory, max(16, 2 * needed), dim)
+        return room.append(new)
 
     def attend(
         self,
@@ -377,7 +420,7 @@ class AdditiveAttention(Attention):
         if mask is not None:
             scores = scores + mask
         weights = torch.softmax(scores, dim=-1)  # (B, 1, T, S)
-        attended = F.dropout(weights, self._dropout_p) if self._dropout_p > 0 else weights
+        attended = apply_dropout(weights, self._dropout_p) if self._dropout_p > 0 else weights
         out = torch.matmul(attended.squeeze(1), memory.values)  # (B, T, d)
         return out, (weights if need_weights else None)
 

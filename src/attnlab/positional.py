@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention import PositionHook
+from attnlab.dropout import Dropout
 
 __all__ = [
     "PositionalEncoding",
@@ -83,7 +84,7 @@ class SinusoidalPositionalEncoding(PositionalEncoding):
 
     def __init__(self, d_model: int, dropout: float = 0.0):
         super().__init__(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.register_buffer("table", sinusoidal_table(256, d_model), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
@@ -103,7 +104,7 @@ class LearnedPositionalEncoding(PositionalEncoding):
         self.max_len = max_len
         self.embedding = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.embedding.weight, std=0.02)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         end = offset + x.size(1)

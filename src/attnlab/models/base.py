@@ -61,7 +61,11 @@ class Seq2Seq(nn.Module):
         raise NotImplementedError
 
     def reorder_state(self, state: Any, index: Tensor) -> Any:
-        """Select (and repeat) batch rows of a decoding state: beam search keeps the best beams."""
+        """Select (and repeat) batch rows of a decoding state: beam search keeps the best beams.
+
+        ``index`` moves rows only among those decoding the same source sentence (one sentence's
+        beams), so what depends on the source alone (encoder memory, cross-attention keys and
+        values) is the same in every one of them and stays where it is, uncopied."""
         raise NotImplementedError
 
     def forward(self, src: Tensor, tgt_in: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:

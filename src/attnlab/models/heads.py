@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention import Attention, DotProductAttention
+from attnlab.dropout import Dropout
 
 POOLINGS = ("cls", "mean", "attention")
 
@@ -66,7 +67,7 @@ class SequenceClassifier(nn.Module):
             self.pooling = QueryPooling((attention or functools.partial(DotProductAttention, score="scaled"))(d_model=d))
         else:
             self.pooling = CLSPooling() if pooling == "cls" else MeanPooling()
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, num_classes))
+        self.head = nn.Sequential(Dropout(dropout), nn.Linear(d, num_classes))
 
     def classify(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Dict[str, List[Tensor]]]:
         """-> logits (B, C) and, when asked, weights: ``self`` per encoder layer (B, H, S, S),

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnlab.attention import Attention, Memory, causal_mask
+from attnlab.dropout import Dropout
 from attnlab.positional import NoPositionalEncoding
 from attnlab.models.base import (
     AttentionFactory,
@@ -64,7 +65,7 @@ class RNNEncoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = pos_enc(d_model=emb_dim)
         self.pos.refuse_without_self_attention("rnn")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.rnn = CELLS[cell](
             emb_dim,
@@ -165,7 +166,7 @@ class _RNNDecoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.pos = pos_enc(d_model=emb_dim)
         self.pos.refuse_without_self_attention("rnn")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attention = attention
         self.rnn = CELLS[cell](rnn_input, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.d_model = d_model
@@ -279,7 +280,7 @@ class RNNSeq2Seq(Seq2Seq):
         )
         self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.decoder.pos.max_len
-        self.output_dropout = nn.Dropout(dropout)
+        self.output_dropout = Dropout(dropout)
         if tie_embeddings:
             self.pre_generator = nn.Linear(d_model, emb_dim)
             self.generator = nn.Linear(emb_dim, tgt_vocab_size)
@@ -351,10 +352,9 @@ class RNNSeq2Seq(Seq2Seq):
         return self._logits(hidden).squeeze(1), state, ({"cross": [w]} if need_weights else {})
 
     def reorder_state(self, state: RNNDecoderState, index: Tensor) -> RNNDecoderState:
-        memory = Memory(state.memory.keys.index_select(0, index), state.memory.values.index_select(0, index))
         return RNNDecoderState(
             _map_state(state.hidden, lambda h: h.index_select(1, index)),  # (layers, B, d)
-            memory,
+            state.memory,  # the encoder's, the same for every beam of a sentence
             None if state.feed is None else state.feed.index_select(0, index),
             state.offset,
         )
@@ -393,7 +393,7 @@ class RNNLM(LanguageModel):
         self.pos = pos_enc(d_model=emb_dim)
         self.pos.refuse_without_self_attention("rnn")
         self.max_positions = self.pos.max_len
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.rnn = CELLS[cell](emb_dim, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         attn = attention(d_model=d_model)
         self.attention = attn if attn.allows_self_attention else None  # none: nothing to attend with

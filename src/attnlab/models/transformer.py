@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.attention import Attention, Memory, causal_mask
+from attnlab.dropout import Dropout
 from attnlab.models.base import (
     AttentionFactory,
     Encoded,
@@ -38,7 +39,7 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"arch.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), ACTIVATIONS[activation](), Dropout(dropout), nn.Linear(d_ff, d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -50,7 +51,7 @@ class Sublayer(nn.Module):
     def __init__(self, d_model: int, dropout: float, pre_norm: bool, eps: float = 1e-5):
         super().__init__()
         self.norm = nn.LayerNorm(d_model, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
     def forward(self, x: Tensor, fn) -> Tuple[Tensor, Optional[Tensor]]:
@@ -187,7 +188,7 @@ class TransformerEncoder(nn.Module):
         self.pos = pos_enc(d_model=d_model)
         self.token_type = nn.Embedding(type_vocab_size, d_model) if type_vocab_size else None
         self.embed_norm = nn.LayerNorm(d_model, eps=norm_eps) if embedding_norm else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         hook = self.pos.attention_hook(causal=False)
         layers = []
         for _ in range(num_layers):
@@ -244,7 +245,7 @@ class TransformerSeq2Seq(Seq2Seq):
         self.pos = pos_enc(d_model=d_model)
         self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.pos.max_len
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         hook = self.pos.attention_hook(causal=True)
         self.layers = nn.ModuleList(
             DecoderLayer(
@@ -365,10 +366,7 @@ class TransformerSeq2Seq(Seq2Seq):
         if not self.incremental:
             return state.index_select(0, index)
 
-        def pick(memory: Memory) -> Memory:
-            return Memory(memory.keys.index_select(0, index), memory.values.index_select(0, index))
-
-        return DecoderCache([pick(m) for m in state.self_attn], [pick(m) for m in state.cross_attn], state.offset)
+        return DecoderCache([m.index_select(index) for m in state.self_attn], state.cross_attn, state.offset)
 
 
 @dataclass
@@ -406,7 +404,7 @@ class TransformerLM(LanguageModel):
         self.embed = ScaledEmbedding(vocab_size, d_model, pad_id, scale=embed_scale)
         self.pos = pos_enc(d_model=d_model)
         self.max_positions = self.pos.max_len
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         hook = self.pos.attention_hook(causal=True)
         layers = []
         for _ in range(num_layers):
