@@ -44,13 +44,17 @@ test-all: install minilm shakespeare
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
 bench: install minilm shakespeare
-	$(BIN)/python benchmarks/attention.py
+	$(BIN)/pip install --quiet -e ".[bench]"  # the peers of benchmarks/peers.py
+	$(BIN)/python benchmarks/peers.py --compile
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/overhead.py experiment=shakespeare_char
+	$(BIN)/python benchmarks/positions.py
 	$(BIN)/python benchmarks/decoding.py
 	$(BIN)/python benchmarks/lm.py
-	$(BIN)/python benchmarks/batching.py
 	$(BIN)/python benchmarks/text.py
+	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/batching.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) logs/train logs/data

@@ -6,7 +6,10 @@
 3. RNN training step: whole-sequence teacher forcing (luong, no input feeding) vs the
    step-by-step decoder on the same weights.
 
-    python benchmarks/attention.py [--repeats N]
+Timed variants rotate their order every round; ratios are medians of per-round ratios (min-max).
+Writes benchmarks/results/attention.json.
+
+    python benchmarks/attention.py [--rounds N]
 """
 
 from __future__ import annotations
@@ -16,30 +19,24 @@ import functools
 import multiprocessing as mp
 import os
 import statistics
-import time
 
 import torch
+from harness import environment, publish, ratio_summary, rotate, seconds, spread
 
 from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention, causal_mask
 from attnlab.models import RNNSeq2Seq
 from attnlab.positional import NoPositionalEncoding
 
 
-def interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict:
-    """Median seconds per call of each function, calls interleaved so noise hits all alike."""
+def timed(fns: dict, rounds: int, warmup: int = 2) -> dict:
+    """Seconds per call of each function, one call each per round in rotated order."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return rotate(fns, rounds, seconds)
 
 
-def bench_multihead(seq: int, repeats: int) -> None:
+def bench_multihead(seq: int, rounds: int) -> list:
     torch.manual_seed(0)
     attn = MultiHeadAttention(256, num_heads=4)
     x = torch.randn(32, seq, 256, requires_grad=True)
@@ -48,9 +45,10 @@ def bench_multihead(seq: int, repeats: int) -> None:
         out, _ = attn(x, x, x, need_weights=need_weights)
         out.sum().backward()
 
-    t = interleaved({"fused": functools.partial(run, False), "math": functools.partial(run, True)}, repeats)
-    print(f"multihead fwd+bwd, B=32 H=4 dh=64 T={seq}: fused {t['fused'] * 1e3:7.1f} ms, math {t['math'] * 1e3:7.1f} ms, "
-          f"math/fused = {t['math'] / t['fused']:.2f}x")
+    t = timed({"fused": functools.partial(run, False), "math": functools.partial(run, True)}, rounds)
+    ratio = ratio_summary(t["math"], t["fused"])
+    row = [f"multihead fwd+bwd, B=32 H=4 dh=64 T={seq}: math / fused", f"{spread(ratio)} ({statistics.median(t['math']) * 1e3:.1f} vs {statistics.median(t['fused']) * 1e3:.1f} ms)"]
+    return row, {"fused_ms": 1000 * statistics.median(t["fused"]), "math_ms": 1000 * statistics.median(t["math"]), "math_vs_fused": ratio}
 
 
 def _peak_rss_mib() -> float:
@@ -71,7 +69,7 @@ def _additive_peak(max_chunk_elements, queue) -> None:
     queue.put(_peak_rss_mib() - base)
 
 
-def bench_additive_memory() -> None:
+def bench_additive_memory() -> tuple:
     ctx = mp.get_context("spawn")  # a fresh process each: the peak is per process
     # a fixed mmap threshold: otherwise glibc keeps freed chunk buffers on its heap and the
     # peak measures the allocator's caching rather than what the algorithm holds at once
@@ -84,19 +82,20 @@ def bench_additive_memory() -> None:
         peaks[name] = queue.get()
         proc.join()
     full = 8 * 256 * 256 * 128 * 4 / 2**20
-    print(f"additive fwd+bwd, B=8 T=S=256 d_attn=128 (full tanh tensor {full:.0f} MiB): peak RSS growth "
-          f"whole {peaks['whole']:.0f} MiB, chunked (2^22 elements) {peaks['chunked']:.0f} MiB, "
-          f"whole/chunked = {peaks['whole'] / max(peaks['chunked'], 1):.1f}x")
+    row = [f"additive fwd+bwd peak RSS growth, B=8 T=S=256 d_attn=128 (whole tanh tensor {full:.0f} MiB)",
+           f"whole {peaks['whole']:.0f} MiB, chunked (2^22 elements) {peaks['chunked']:.0f} MiB: ×{peaks['whole'] / max(peaks['chunked'], 1):.1f} less"]
+    return row, {"peak_mib": peaks}
 
 
-def bench_rnn(cell: str, attention: str, repeats: int) -> None:
+def bench_rnn(cell: str, attention: str, rounds: int, device: str = "cpu") -> tuple:
     """A full training step (encoder, decoder, loss, backward, AdamW), and the decoder alone."""
     torch.manual_seed(0)
     factory = AdditiveAttention if attention == "additive" else functools.partial(DotProductAttention, score=attention)
     model = RNNSeq2Seq(200, 200, factory, NoPositionalEncoding, d_model=256, emb_dim=128, cell=cell, decoder="luong", input_feeding=False, dropout=0.1)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    src = torch.randint(4, 200, (64, 20))
-    tgt = torch.randint(4, 200, (64, 26))
+    src = torch.randint(4, 200, (64, 20), device=device)
+    tgt = torch.randint(4, 200, (64, 26), device=device)
     with torch.no_grad():
         fixed = model.encode(src)
 
@@ -108,34 +107,40 @@ def bench_rnn(cell: str, attention: str, repeats: int) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()  # the time of the work, not of its launch
 
-    t = interleaved(
+    t = timed(
         {
             "fast": functools.partial(step, False, False),
             "stepwise": functools.partial(step, True, False),
             "fast_dec": functools.partial(step, False, True),
             "stepwise_dec": functools.partial(step, True, True),
         },
-        repeats,
+        rounds,
     )
     tokens = 64 * (20 + 25)
-    print(f"RNN train step ({cell.upper()} 256, {attention}, B=64 S=20 T=25): whole-sequence {tokens / t['fast']:,.0f} tok/s, "
-          f"step-by-step {tokens / t['stepwise']:,.0f} tok/s, speed-up = {t['stepwise'] / t['fast']:.2f}x "
-          f"(decoder alone: {t['stepwise_dec'] * 1e3:.0f} vs {t['fast_dec'] * 1e3:.0f} ms, {t['stepwise_dec'] / t['fast_dec']:.2f}x)")
+    step_ratio, dec_ratio = ratio_summary(t["stepwise"], t["fast"]), ratio_summary(t["stepwise_dec"], t["fast_dec"])
+    row = [f"RNN train step ({cell.upper()} 256, {attention}, B=64 S=20 T=25): step-by-step / whole-sequence",
+           f"{spread(step_ratio)} ({tokens / statistics.median(t['fast']):,.0f} vs {tokens / statistics.median(t['stepwise']):,.0f} tok/s); decoder alone {spread(dec_ratio)}"]
+    return row, {"whole_sequence_tokens_per_s": tokens / statistics.median(t["fast"]), "speedup": step_ratio, "decoder_speedup": dec_ratio}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bench_additive_memory()
+    rows, report = [], environment(args.rounds)
+    row, report["additive_memory"] = bench_additive_memory()
+    rows.append(row)
     for seq in (128, 512):
-        bench_multihead(seq, args.repeats)
+        row, report[f"multihead_T{seq}"] = bench_multihead(seq, args.rounds)
+        rows.append(row)
     for cell in ("gru", "lstm"):
         for attention in ("additive", "general"):
-            bench_rnn(cell, attention, args.repeats)
-
+            row, report[f"rnn_{cell}_{attention}"] = bench_rnn(cell, attention, args.rounds)
+            rows.append(row)
+    publish("attention", "Attention components: fused vs math kernel, additive memory, the RNN's whole-sequence path", "python benchmarks/attention.py", rows, report)
 
 if __name__ == "__main__":
     main()

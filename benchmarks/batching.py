@@ -2,8 +2,8 @@
 
 Both samplers batch the same training split; the model is the bible transformer of
 ``experiment=bible_transformer`` at a smaller width. Prints the share of padding of each, and the
-useful (non-padding) target tokens per second of training steps, measured in interleaved blocks
-so machine noise hits both alike. Needs the SWORD modules (see README, data=bible).
+useful (non-padding) target tokens per second of training steps, measured in blocks whose order
+rotates each round so machine noise hits both alike; writes benchmarks/results/batching.json. Needs the SWORD modules (see README, data=bible).
 
     python benchmarks/batching.py [--steps N] [--blocks K] [--max-tokens T] [--batch-size B]
 """
@@ -16,6 +16,7 @@ import time
 
 import torch
 from composed import task_and_data
+from harness import environment, publish, ratio_summary, rotate, spread
 
 from attnlab.data.datamodule import collate
 from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
@@ -51,18 +52,25 @@ def main() -> None:
     buckets = list(TokenBucketBatchSampler(lengths, args.max_tokens, shuffle=True, seed=0))
     batch_size = args.batch_size or round(len(examples) / len(buckets))  # the same number of batches an epoch
     fixed = list(ShardedBatchSampler(len(examples), batch_size, shuffle=True, seed=0))
-    print(f"train split: {len(examples):,} pairs; {len(buckets)} token-bucketed batches (max_tokens={args.max_tokens}) "
-          f"vs {len(fixed)} batches of {batch_size} sentences")
-    print(f"padding share (source + target positions): buckets {padding_fraction(buckets, src, tgt):.1%}, "
-          f"fixed {padding_fraction(fixed, src, tgt):.1%}")
-    rates = {"buckets": [], "fixed": []}
-    for block in range(args.blocks):
-        for name, batches in (("buckets", buckets), ("fixed", fixed)):
-            chosen = batches[block * args.steps : (block + 1) * args.steps]
-            rates[name].append(useful_tokens_per_second(task, examples, chosen))
-    b, f = statistics.median(rates["buckets"]), statistics.median(rates["fixed"])
-    print(f"useful target tokens/s (median of {args.blocks} blocks of {args.steps} steps): buckets {b:,.0f}, fixed {f:,.0f}, ratio x{b / f:.2f}")
+    blocks = iter(range(10**9))
 
+    def rate(batches):  # each round takes the next slice of both batch lists
+        block = next(blocks) // 2
+        return useful_tokens_per_second(task, examples, batches[block * args.steps : (block + 1) * args.steps])
+
+    rates = rotate({"buckets": buckets, "fixed": fixed}, args.blocks, rate)
+    ratio = ratio_summary(rates["buckets"], rates["fixed"])
+    report = {
+        **environment(args.blocks), "pairs": len(examples), "max_tokens": args.max_tokens, "fixed_batch_size": batch_size,
+        "padding": {"buckets": padding_fraction(buckets, src, tgt), "fixed": padding_fraction(fixed, src, tgt)},
+        "useful_tokens_per_s": {k: statistics.median(v) for k, v in rates.items()}, "buckets_vs_fixed": ratio,
+    }
+    rows = [
+        ["batches an epoch", f"{len(buckets)} token buckets (max_tokens={args.max_tokens}) vs {len(fixed)} fixed batches of {batch_size} sentences ({len(examples):,} pairs)"],
+        ["padding share (source + target positions)", f"buckets {report['padding']['buckets']:.1%}, fixed {report['padding']['fixed']:.1%}"],
+        ["useful target tokens/s, buckets / fixed", f"{spread(ratio)} ({report['useful_tokens_per_s']['buckets']:,.0f} vs {report['useful_tokens_per_s']['fixed']:,.0f}; transformer d 128)"],
+    ]
+    publish("batching", "Length-bucketed vs fixed batches on data=bible", "python benchmarks/batching.py", rows, report)
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("ATTNLAB_ROOT", str(ROOT))  # corpus caches under the repository's logs/, as train.py
 
 
-def task_and_data(overrides: Sequence[str]):
-    """(task, set-up datamodule) for ``python train.py <overrides>``."""
+def composed(overrides: Sequence[str]):
+    """The config of ``python train.py <overrides>``, as its job sees it."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
@@ -28,5 +28,10 @@ def task_and_data(overrides: Sequence[str]):
     with open_dict(cfg):
         del cfg["hydra"]
         cfg.paths.output_dir = "unused"
-    datamodule, task = data_and_task(cfg)
+    return cfg
+
+
+def task_and_data(overrides: Sequence[str]):
+    """(task, set-up datamodule) for ``python train.py <overrides>``."""
+    datamodule, task = data_and_task(composed(overrides))
     return task, datamodule

@@ -1,10 +1,14 @@
-"""Decoding speed, side by side in one run (interleaved), as ratios.
+"""Decoding speed, side by side in one run (the order rotating every round), as ratios:
 
-1. greedy decoding of 64 tokens, batch 32, default transformer: key/value cache vs recomputing
-   the prefix at every step;
-2. beam search (beam 5) vs greedy, both cached: output tokens per second.
+1. the transformer's greedy decoding of 64 tokens, batch 32: key/value cache vs recomputing the
+   prefix at every step;
+2. beam search (beam 5) vs greedy, both cached, for the transformer and the Bahdanau RNN (whose
+   decoder is step-wise by nature: its state is its cache).
 
-    python benchmarks/decoding.py [--repeats N]
+Models at the default experiment's sizes (d 128; transformer 3+3 layers, 4 heads; RNN GRU).
+Writes benchmarks/results/decoding.json.
+
+    python benchmarks/decoding.py [--rounds N]
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import time
 
 import torch
+from harness import environment, publish, ratio_summary, rotate, seconds, spread
 
-from attnlab.attention import MultiHeadAttention
+from attnlab.attention import AdditiveAttention, MultiHeadAttention
 from attnlab.decoding import beam_search, greedy_decode
-from attnlab.models import TransformerSeq2Seq
-from attnlab.positional import SinusoidalPositionalEncoding
+from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
+from attnlab.positional import NoPositionalEncoding, SinusoidalPositionalEncoding
 
 B, SRC_LEN, STEPS, V = 32, 20, 64, 200
 NEVER = -1  # an EOS id no step produces: every sentence runs the full 64 steps
@@ -27,37 +31,56 @@ NEVER = -1  # an EOS id no step produces: every sentence runs the full 64 steps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = TransformerSeq2Seq(V, V, functools.partial(MultiHeadAttention, num_heads=4), SinusoidalPositionalEncoding, d_model=128, d_ff=512).eval()
+    transformer = TransformerSeq2Seq(V, V, functools.partial(MultiHeadAttention, num_heads=4), SinusoidalPositionalEncoding, d_model=128, d_ff=512).eval()
+    rnn = RNNSeq2Seq(V, V, AdditiveAttention, NoPositionalEncoding, d_model=128).eval()
     src = torch.randint(4, V, (B, SRC_LEN))
 
-    def greedy(incremental: bool):
-        model.incremental = incremental
-        out, _ = greedy_decode(model, src, 2, NEVER, STEPS)
+    def greedy(model, incremental: bool = True):
+        if hasattr(model, "incremental"):
+            model.incremental = incremental
+        with torch.no_grad():
+            out, _ = greedy_decode(model, src, 2, NEVER, STEPS)
         assert out.shape == (B, STEPS)
 
-    def beam():
-        model.incremental = True
-        beam_search(model, src, 2, NEVER, STEPS, beam_size=5, alpha=0.6)
+    def beam(model):
+        if hasattr(model, "incremental"):
+            model.incremental = True
+        with torch.no_grad():
+            beam_search(model, src, 2, NEVER, STEPS, beam_size=5, alpha=0.6)
 
-    runs = {"cached": functools.partial(greedy, True), "uncached": functools.partial(greedy, False), "beam5": beam}
-    for fn in runs.values():
+    variants = {
+        "transformer cached": functools.partial(greedy, transformer, True),
+        "transformer recomputed": functools.partial(greedy, transformer, False),
+        "transformer beam 5": functools.partial(beam, transformer),
+        "rnn greedy": functools.partial(greedy, rnn),
+        "rnn beam 5": functools.partial(beam, rnn),
+    }
+    for fn in variants.values():
         fn()  # warm-up
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    per = rotate(variants, args.rounds, seconds)
     tokens = B * STEPS
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; transformer d=128, 3+3 layers; batch {B}, {STEPS} output tokens")
-    print(f"greedy: cached {tokens / med['cached']:,.0f} tok/s, uncached {tokens / med['uncached']:,.0f} tok/s, "
-          f"cached speed-up = {med['uncached'] / med['cached']:.2f}x")
-    print(f"beam 5: {tokens / med['beam5']:,.0f} output tok/s vs greedy {tokens / med['cached']:,.0f}: "
-          f"beam/greedy time = {med['beam5'] / med['cached']:.2f}x")
+    report = {
+        **environment(args.rounds),
+        "output_tokens_per_s": {name: tokens / statistics.median(t) for name, t in per.items()},
+        "cache_speedup": ratio_summary(per["transformer recomputed"], per["transformer cached"]),
+        "beam_over_greedy_time": {
+            "transformer": ratio_summary(per["transformer beam 5"], per["transformer cached"]),
+            "rnn": ratio_summary(per["rnn beam 5"], per["rnn greedy"]),
+        },
+    }
+    rate = report["output_tokens_per_s"]
+    rows = [
+        ["transformer greedy, key/value cache", f"{rate['transformer cached']:,.0f} tok/s"],
+        ["transformer greedy, prefix recomputed", f"{rate['transformer recomputed']:,.0f} tok/s"],
+        ["cache speed-up (recomputed / cached time)", spread(report["cache_speedup"])],
+        ["transformer beam 5 / greedy time", spread(report["beam_over_greedy_time"]["transformer"])],
+        ["RNN greedy", f"{rate['rnn greedy']:,.0f} tok/s"],
+        ["RNN beam 5 / greedy time", spread(report["beam_over_greedy_time"]["rnn"])],
+    ]
+    publish("decoding", f"Decoding: batch {B}, {STEPS} output tokens, d 128", "python benchmarks/decoding.py", rows, report)
 
 
 if __name__ == "__main__":

@@ -69,15 +69,25 @@ def ratio_summary(numerator: List[float], denominator: List[float]) -> Dict[str,
 
 
 def spread(r: Dict[str, float]) -> str:
-    return f"x{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
+    """A ratio as the tables print it: median with its min-max over rounds."""
+    return f"×{r['median']:.2f} ({r['min']:.2f}–{r['max']:.2f})"
 
 
 def environment(rounds: int) -> Dict[str, Any]:
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_flags": cpu_flags(), "rounds": rounds, "order": "rotated each round"}
+    return {"environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_flags": cpu_flags(), "rounds": rounds, "order": "order rotated each round"}}
 
 
-def write(name: str, report: Dict[str, Any]) -> Path:
+def publish(name: str, title: str, command: str, rows: List[List[str]], report: Dict[str, Any]) -> Path:
+    """Print the benchmark's table and write it, with everything measured, to results/<name>.json;
+    ``make bench`` renders docs/benchmarks.md from those files (benchmarks/report.py)."""
+    env = report.get("environment") or {}
+    print(f"{title}\n  torch {env.get('torch')}, {env.get('threads')} threads, cpu flags {' '.join(env.get('cpu_flags') or []) or '-'}; "
+          f"{env.get('rounds')} rounds, {env.get('order')}")
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{name}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.write_text(json.dumps({"title": title, "command": command, "rows": rows, **report}, indent=2) + "\n")
+    print(f"wrote {out}")
     return out

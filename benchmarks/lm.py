@@ -17,7 +17,7 @@ import functools
 import statistics
 
 import torch
-from harness import environment, ratio_summary, rotate, seconds, spread, write
+from harness import environment, publish, ratio_summary, rotate, seconds, spread
 
 from attnlab.attention import MultiHeadAttention
 from attnlab.decoding import generate
@@ -51,11 +51,11 @@ def main() -> None:
             "uncached_tokens_per_s": NEW_TOKENS / statistics.median(per["recomputed"]),
             "speedup": ratio_summary(per["recomputed"], per["cached"]),
         }
-        s = report[name]
-        print(f"{name}: cached {s['cached_tokens_per_s']:,.0f} tok/s, recomputed {s['uncached_tokens_per_s']:,.0f} tok/s, "
-              f"cache {spread(s['speedup'])}; same tokens")
-    out = write("lm_sampling", report)
-    print(f"torch {report['torch']}, {report['threads']} threads, {args.rounds} rounds, order rotated; wrote {out}")
+    rows = [
+        [f"{name}: cached / recomputed tokens/s", f"{s['cached_tokens_per_s']:,.0f} / {s['uncached_tokens_per_s']:,.0f}; cache {spread(s['speedup'])}, same tokens"]
+        for name, s in ((n, report[n]) for n in ("sinusoidal", "learned_64"))
+    ]
+    publish("lm_sampling", f"Greedy sampling of {NEW_TOKENS} new tokens, with and without the key/value cache", "python benchmarks/lm.py", rows, report)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Framework overhead: the Lightning Trainer vs a hand-written PyTorch loop on the same model
-and batches, interleaved in blocks so machine noise hits both alike.
+and batches, in blocks whose order rotates each round so machine noise hits both alike.
 
 Both do the same work per step: forward, the task's loss, backward, gradient clipping, AdamW,
 LR schedule. The Trainer also runs attnlab's training callbacks (throughput) and metric
-logging, as in a real run. Prints the ratio of median step times. Any experiment's task and
+logging, as in a real run. Reports the median of per-round ratios of median step times, with
+their spread; writes benchmarks/results/overhead[_<experiment>].json. Any experiment's task and
 data: the default translation transformer, or e.g. the character-level GPT.
 
     python benchmarks/overhead.py [--steps N] [--blocks K] [OVERRIDE ...]
@@ -20,6 +21,7 @@ import time
 import lightning as L
 import torch
 from composed import task_and_data
+from harness import environment, publish, ratio_summary, rotate, spread
 
 from attnlab.run.callbacks import TokenThroughput
 
@@ -42,7 +44,7 @@ class StepTimer(L.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per block")
-    parser.add_argument("--blocks", type=int, default=4, help="blocks of each, interleaved")
+    parser.add_argument("--blocks", type=int, default=4, help="rounds: one block of each per round, order rotated")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (default: the default experiment)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -51,8 +53,8 @@ def main() -> None:
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
 
     def manual_block() -> list[float]:
-        optimizer = torch.optim.AdamW(task.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 200))
+        optimizer = task.optimizer_factory(task.optimizer_parameters())  # the optimizer the Trainer gets
+        scheduler = task.scheduler_factory(optimizer, total_steps=args.steps) if task.scheduler_factory else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
         task.train()
         times, last = [], None
         for batch in loader:
@@ -78,15 +80,21 @@ def main() -> None:
         trainer.fit(task, train_dataloaders=loader)
         return timer.times
 
-    times = {"lightning": [], "manual": []}
-    for block in range(args.blocks):
-        times["manual"].extend(manual_block())
-        times["lightning"].extend(lightning_block())
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{args.blocks} blocks x {args.steps} steps, {' '.join(args.overrides) or 'the default experiment'} ({sum(p.numel() for p in task.parameters()):,} params), batch {dm.batch_size}")
-    print(f"median step: Lightning {med['lightning'] * 1e3:.1f} ms, hand-written {med['manual'] * 1e3:.1f} ms, "
-          f"ratio = {med['lightning'] / med['manual']:.3f}")
-
+    per = rotate({"lightning": lightning_block, "manual": manual_block}, args.blocks, lambda block: statistics.median(block()))
+    ratio = ratio_summary(per["lightning"], per["manual"])
+    what = " ".join(args.overrides) or "the default experiment"
+    report = {
+        **environment(args.blocks), "overrides": args.overrides, "steps_per_block": args.steps, "params": sum(p.numel() for p in task.parameters()),
+        "step_ms": {k: 1000 * statistics.median(v) for k, v in per.items()}, "lightning_vs_manual": ratio,
+    }
+    rows = [
+        ["model", f"{what} ({report['params']:,} params), batch {dm.batch_size}, {args.steps} steps a block"],
+        ["median step, Lightning / hand-written", f"{report['step_ms']['lightning']:.1f} ms / {report['step_ms']['manual']:.1f} ms"],
+        ["Lightning's time relative to the hand-written loop", spread(ratio)],
+    ]
+    experiment = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("experiment=")), None)
+    name = f"overhead_{experiment}" if experiment else "overhead"
+    publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", "python benchmarks/overhead.py " + " ".join(args.overrides), rows, report)
 
 if __name__ == "__main__":
     main()

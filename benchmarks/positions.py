@@ -23,7 +23,7 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from harness import environment, ratio_summary, rotate, seconds, spread, write
+from harness import environment, publish, ratio_summary, rotate, seconds, spread
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnlab.decoding import generate, greedy_decode
@@ -141,21 +141,16 @@ def main() -> None:
         for kv in (4, 2, 1)
     }
 
-    out = write("positions", report)
-    print(f"torch {report['torch']}, {report['threads']} threads; {report['model']}; {args.rounds} rounds, order rotated")
+    rows = []
     for shape in ("translation_64x20", "lm_12x256"):
-        print(f"training step, {shape}: time relative to sinusoidal (fused kernel); math kernel relative to fused")
         for pos, r in report[shape].items():
-            print(f"  {pos:<10} {r['step_ms']:7.1f} ms  {spread(r['time_vs_sinusoidal'])}   math/fused {spread(r['math_kernel_vs_fused'])}")
-    print("cached greedy decoding, batch 32 x 64 tokens: time relative to sinusoidal")
+            rows.append([f"train step {shape}, {pos}", f"{r['step_ms']:.1f} ms, vs sinusoidal {spread(r['time_vs_sinusoidal'])}; math kernel / fused {spread(r['math_kernel_vs_fused'])}"])
     for pos, r in report["cached_decoding_32x64"].items():
-        print(f"  {pos:<10} {r['tokens_per_s']:8,.0f} tok/s  {spread(r['time_vs_sinusoidal'])}")
-    print("grouped-query attention (LM, rotary, 4 query heads): cache after 264 positions; sampling 8 x 128 tokens")
+        rows.append([f"cached greedy decoding 32 x 64, {pos}", f"{r['tokens_per_s']:,.0f} tok/s, time vs sinusoidal {spread(r['time_vs_sinusoidal'])}"])
     for name, r in report["gqa_lm_rotary"].items():
-        print(f"  {name:<11} cache {r['cache_bytes_264_positions'] / 2**20:6.2f} MiB (x{r['cache_vs_4_heads']:.2f})  "
-              f"{r['sampling_tokens_per_s']:7,.0f} tok/s, time {spread(r['sampling_time_vs_4_heads'])}")
-    print(f"wrote {out}")
-
+        rows.append([f"GQA LM (rotary, 4 query heads), {name}", f"cache at 264 positions {r['cache_bytes_264_positions'] / 2**20:.2f} MiB (×{r['cache_vs_4_heads']:.2f}); "
+                     f"sampling 8 x 128 {r['sampling_tokens_per_s']:,.0f} tok/s, time vs 4 kv heads {spread(r['sampling_time_vs_4_heads'])}"])
+    publish("positions", f"Every pos_enc: training step, cached decoding, grouped-query cache ({report['model']})", "python benchmarks/positions.py", rows, report)
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,7 @@ import statistics
 
 import torch
 from composed import task_and_data
-from harness import environment, ratio_summary, rotate, spread, step_time, write
+from harness import environment, publish, ratio_summary, rotate, spread, step_time
 
 from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
 
@@ -62,16 +62,13 @@ def main() -> None:
     report["mlm_vs_translation_tokens_per_s"] = {k: statistics.median(v) for k, v in per.items()}
     report["mlm_vs_translation_tokens_per_s"]["ratio"] = ratio_summary(per["mlm"], per["translation"])
 
-    out = write("text", report)
     m, p, t = report["minilm_finetune"], report["wordnet_padding"], report["mlm_vs_translation_tokens_per_s"]
-    print(f"torch {report['torch']}, {report['threads']} threads, cpu flags {' '.join(report['cpu_flags']) or '-'}; {args.rounds} rounds, order rotated")
-    print(f"MiniLM fine-tuning, 32 tokens x 32: bf16 {m['sequences_per_s']['bf16']:.1f} seq/s, fp32 {m['sequences_per_s']['fp32']:.1f} seq/s, "
-          f"bf16 {spread(m['bf16_speedup'])}")
-    print(f"WordNet padding: length buckets {100 * p['buckets']:.1f} % vs fixed batches {100 * p['fixed']:.1f} % of positions ({p['batches']} batches)")
-    print(f"training tokens/s: MLM (d 256, 4 layers) {t['mlm']:,.0f}, translation (d 256, 2+2) {t['translation']:,.0f}, "
-          f"ratio {spread(t['ratio'])}")
-    print(f"wrote {out}")
-
+    rows = [
+        ["MiniLM fine-tuning, 32 x 32 tokens", f"bf16 {m['sequences_per_s']['bf16']:.1f} seq/s, fp32 {m['sequences_per_s']['fp32']:.1f} seq/s; bf16 {spread(m['bf16_speedup'])}"],
+        ["WordNet padding share", f"length buckets {100 * p['buckets']:.1f} % vs fixed batches {100 * p['fixed']:.1f} % of positions ({p['batches']} batches)"],
+        ["training tokens/s, MLM (d 256, 4 layers) vs translation (d 256, 2+2)", f"{t['mlm']:,.0f} vs {t['translation']:,.0f}, ratio {spread(t['ratio'])}"],
+    ]
+    publish("text", "The text tasks: MiniLM fine-tuning in bf16, WordNet padding, MLM throughput", "python benchmarks/text.py", rows, report)
 
 if __name__ == "__main__":
     main()
