@@ -94,7 +94,7 @@ def main() -> None:
     ]
     experiment = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("experiment=")), None)
     name = f"overhead_{experiment}" if experiment else "overhead"
-    publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", "python benchmarks/overhead.py " + " ".join(args.overrides), rows, report)
+    publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", " ".join(["python benchmarks/overhead.py", *args.overrides]), rows, report)
 
 if __name__ == "__main__":
     main()

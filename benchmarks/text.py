@@ -18,12 +18,20 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+from collections import Counter
 
 import torch
 from composed import task_and_data
 from harness import environment, publish, ratio_summary, rotate, spread, step_time
 
 from attnlab.data.sampling import ShardedBatchSampler, TokenBucketBatchSampler, padding_fraction
+
+
+def same_length(examples, length, n: int = 64):
+    """n examples of the most common length: a batch without padding, as token buckets make them
+    (the first 64 glosses padded to their longest were three quarters padding)."""
+    common = Counter(length(e) for e in examples).most_common(1)[0][0]
+    return [e for e in examples if length(e) == common][:n]
 
 
 def main() -> None:
@@ -55,8 +63,8 @@ def main() -> None:
     # 3. MLM pre-training vs translation at equal width and depth
     mlm, mlm_dm = task_and_data(["task=mlm", "data=wordnet", "data.tokenizer=bpe", "arch.d_model=256", "arch.num_encoder_layers=4", "arch.d_ff=1024", *quiet])
     mt, mt_dm = task_and_data(["arch.d_model=256", "arch.num_encoder_layers=2", "arch.num_decoder_layers=2", "arch.d_ff=1024", *quiet])
-    mlm_batch = mlm_dm.collate(mlm_dm.splits["train"].examples[:64])
-    mt_batch = mt_dm.collate(mt_dm.splits["train"].examples[:64])
+    mlm_batch = mlm_dm.collate(same_length(mlm_dm.splits["train"].examples, lambda e: len(e.ids)))
+    mt_batch = mt_dm.collate(same_length(mt_dm.splits["train"].examples, lambda e: max(len(e.src_ids), len(e.tgt_ids))))
     jobs = {"mlm": (mlm, mlm_batch), "translation": (mt, mt_batch)}
     per = rotate(jobs, args.rounds, lambda job: job[0].batch_tokens(job[1]) / step_time(job[0], job[1], args.steps, False))
     report["mlm_vs_translation_tokens_per_s"] = {k: statistics.median(v) for k, v in per.items()}
