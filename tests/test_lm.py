@@ -62,6 +62,25 @@ def test_cached_greedy_sampling_equals_full_recomputation(arch, attention, pos):
     assert torch.equal(cached, full) and cached.shape == (2, 25)
 
 
+def test_sampling_never_reads_past_the_trained_context():
+    """A sinusoidal model has no table to run out of, but positions past the training block were
+    never trained: the window slides at ``context`` (the task passes its block_size)."""
+    model = build("transformer", "multihead", "sinusoidal")
+    seen = []
+    forward = model.forward
+
+    def recording(tokens, *args, **kwargs):
+        seen.append(tokens.size(1))
+        return forward(tokens, *args, **kwargs)
+
+    model.forward = recording
+    prompt = torch.randint(1, V, (2, 5))
+    cached = generate(model, prompt, 20, temperature=0.0, context=8)
+    assert seen and max(seen) == 8  # the whole-sequence passes once past 8 tokens: the last 8 only
+    model.forward = forward
+    assert torch.equal(cached, generate(model, prompt, 20, temperature=0.0, use_cache=False, context=8))
+
+
 def test_seeded_sampling_is_reproducible_and_the_seed_matters():
     model = build("transformer", "multihead", "sinusoidal")
     prompt = torch.randint(1, V, (2, 3))
@@ -148,7 +167,10 @@ def test_every_family_member_trains_as_a_language_model(overrides, tmp_path, tex
     assert result.metrics["test/bpc"] == pytest.approx(result.metrics["test/loss"] / 0.6931471805599453, rel=1e-6)  # char level: a token is a character
     characters = len(text_files["train"].read_text(encoding="utf-8").strip())
     assert result.tokens_per_sec > 0 and result.global_step == -(-((characters - 1) // 16) // 8)  # blocks of 16, 8 a batch
-    assert len((tmp_path / "out" / "test_samples.txt").read_text().splitlines()) == 2
+    samples = (tmp_path / "out" / "test_samples.txt").read_text().splitlines()
+    assert len(samples) == 2
+    # the summary's sample: the prompt and the file's first sample
+    assert result.extras["sample"] == "\n" + samples[0].replace("\\n", "\n")
 
 
 def test_a_character_lm_learns_its_text_and_generates_from_the_cli(tmp_path, text_files):

@@ -208,15 +208,18 @@ def generate(
     top_p: Optional[float] = None,
     generator: Optional[torch.Generator] = None,
     use_cache: bool = True,
+    context: Optional[int] = None,
 ) -> Tensor:
     """Continue (B, P) prompts by ``max_new_tokens`` tokens -> (B, P + max_new_tokens).
 
     With ``use_cache`` the prompt goes through once and each new token costs one step; without it
-    every step recomputes the whole sequence (the reference the cache must equal). A model with a
-    learned positional table sees at most its last ``max_positions`` tokens: past that, generation
-    slides that window and recomputes.
+    every step recomputes the whole sequence (the reference the cache must equal). The model sees
+    at most its last ``context`` tokens (the block size it was trained on; GPT's way) and never more
+    than a learned positional table's ``max_positions``: past that, generation slides the window
+    and recomputes.
     """
-    window = model.max_positions
+    limits = [n for n in (context, model.max_positions) if n is not None]
+    window = min(limits) if limits else None
     sequence = prompt
     state = model.start(prompt.size(0)) if use_cache else None
     pending = prompt  # what the cache has not seen yet

@@ -31,5 +31,9 @@ def print_result(result: RunResult) -> None:
     console = Console()
     console.print(f"[bold]{result.run_name}[/bold]: {result.params:,} parameters, {result.global_step} steps")
     console.print(table)
+    sample = (result.extras or {}).get("sample")
+    if sample:
+        console.print("[bold]a sample[/bold] (task.prompt, the last evaluation):")
+        console.print(sample, markup=False, highlight=False)
     predictions = sorted(p.name for p in Path(result.output_dir).glob("test_*.txt"))
     console.print(f"outputs: {result.output_dir}  ({', '.join(['metrics.json', 'checkpoints/', *predictions])})")

@@ -160,6 +160,7 @@ class LanguageModelTask(Task):
         bits = nll / math.log(2) / max(nbytes, 1.0)
         hp = self.hparams
         samples = self.generate([hp.prompt] * hp.num_samples, hp.sample_tokens, hp.temperature, hp.top_k, hp.top_p, seed=0)
+        self._last_sample = hp.prompt + samples[0] if samples else None
         return Evaluation(
             split=split,
             metrics={f"{split}/loss": loss, f"{split}/ppl": math.exp(min(loss, 50.0)), f"{split}/{'bpc' if self.char_level else 'bpb'}": bits},
@@ -168,6 +169,11 @@ class LanguageModelTask(Task):
             examples=[{"prompt": hp.prompt, "sample": s} for s in samples],
             curves={"loss_by_position": Curve(self._by_position(sums), *self.curve_axes["loss_by_position"], title=f"{split} loss by position in the context")},
         )
+
+    def result_extras(self) -> Dict[str, Any]:
+        # the run's summary ends with it: what the model writes is the quickest check that it learned
+        sample = getattr(self, "_last_sample", None)
+        return {"sample": sample} if sample else {}
 
     def _by_position(self, sums: Dict[str, torch.Tensor]) -> List[Dict[str, Any]]:
         """The loss in 16 bins of context position (1 = no context yet): does the model keep
@@ -216,7 +222,8 @@ class LanguageModelTask(Task):
             out = []
             for prompt in prompts:  # prompts differ in length: one at a time
                 ids = torch.tensor([self.encode_prompt(prompt)], device=self.device)
-                sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+                # the contexts training saw: positions past block_size were never trained
+                sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache, context=self.hparams.block_size)
                 out.append(self.decode(sequence[0, ids.size(1):].tolist()))
         finally:
             self.train(was_training)
