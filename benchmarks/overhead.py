@@ -9,6 +9,7 @@ data: the default translation transformer, or e.g. the character-level GPT.
 
     python benchmarks/overhead.py [--steps N] [--blocks K] [OVERRIDE ...]
     python benchmarks/overhead.py experiment=shakespeare_char
+    python benchmarks/overhead.py --bf16 arch.d_model=512 arch.d_ff=2048   # also bf16-mixed through the Trainer
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="steps per block")
     parser.add_argument("--blocks", type=int, default=4, help="rounds: one block of each per round, order rotated")
+    parser.add_argument("--bf16", action="store_true", help="also the Trainer with precision=bf16-mixed (its speed-up over fp32)")
     parser.add_argument("overrides", nargs="*", help="train.py overrides (default: the default experiment)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -70,17 +72,20 @@ def main() -> None:
             scheduler.step()
         return times
 
-    def lightning_block() -> list[float]:
+    def lightning_block(precision: str = "32-true") -> list[float]:
         timer = StepTimer()
         trainer = L.Trainer(
-            accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+            accelerator="cpu", devices=1, max_epochs=1, precision=precision, logger=False, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
             gradient_clip_val=1.0, log_every_n_steps=20, callbacks=[timer, TokenThroughput()],
         )
         trainer.fit(task, train_dataloaders=loader)
         return timer.times
 
-    per = rotate({"lightning": lightning_block, "manual": manual_block}, args.blocks, lambda block: statistics.median(block()))
+    blocks = {"lightning": lightning_block, "manual": manual_block}
+    if args.bf16:
+        blocks["lightning_bf16"] = lambda: lightning_block("bf16-mixed")
+    per = rotate(blocks, args.blocks, lambda block: statistics.median(block()))
     ratio = ratio_summary(per["lightning"], per["manual"])
     what = " ".join(args.overrides) or "the default experiment"
     report = {
@@ -92,8 +97,13 @@ def main() -> None:
         ["median step, Lightning / hand-written", f"{report['step_ms']['lightning']:.1f} ms / {report['step_ms']['manual']:.1f} ms"],
         ["Lightning's time relative to the hand-written loop", spread(ratio)],
     ]
+    if args.bf16:
+        report["bf16_speedup"] = ratio_summary(per["lightning"], per["lightning_bf16"])
+        rows.append(["trainer.precision=bf16-mixed vs 32-true (Trainer), speed-up", f"{spread(report['bf16_speedup'])} ({report['step_ms']['lightning_bf16']:.1f} ms a step)"])
     experiment = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("experiment=")), None)
     name = f"overhead_{experiment}" if experiment else "overhead"
+    if args.bf16:
+        name = "bf16_" + "_".join(o.replace("arch.", "").replace("=", "") for o in args.overrides) if args.overrides else "bf16"
     publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", " ".join(["python benchmarks/overhead.py", *args.overrides]), rows, report)
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ def print_result(result: RunResult) -> None:
     console = Console()
     console.print(f"[bold]{result.run_name}[/bold]: {result.params:,} parameters, {result.global_step} steps")
     console.print(table)
+    if (result.extras or {}).get("precision"):
+        console.print(f"precision: {result.extras['precision']}", markup=False, highlight=False)
     sample = (result.extras or {}).get("sample")
     if sample:
         console.print("[bold]a sample[/bold] (task.prompt, the last evaluation):")

@@ -14,13 +14,14 @@ from typing import Any, Dict, Optional, Tuple
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from attnlab import components
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
 from attnlab.run.checks import check_config, check_model_config
+from attnlab.run import precision
 from attnlab.run.job import base_result, choices
 from attnlab.run.results import RunResult
 from attnlab.run.setup import config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers
@@ -106,6 +107,18 @@ def end_process_group() -> None:
         dist.destroy_process_group()
 
 
+def resolve_precision(cfg: DictConfig) -> str:
+    """``trainer.precision=auto`` made concrete for this machine (in cfg, so every logger records
+    the value that ran); -> what the run's summary says about it."""
+    value = str(cfg.trainer.get("precision", "32-true"))
+    if value != precision.AUTO:
+        return value
+    value, why = precision.resolve(str(cfg.trainer.get("accelerator", "auto")))
+    with open_dict(cfg):
+        cfg.trainer.precision = value
+    return f"{value} ({why}; trainer.precision=32-true for fp32)"
+
+
 def train(cfg: DictConfig) -> RunResult:
     """Train, test and record one configuration."""
     started = time.time()
@@ -119,6 +132,7 @@ def train(cfg: DictConfig) -> RunResult:
         check_resume_checkpoint(ckpt_path, output_dir, task)
         num_params = sum(p.numel() for p in task.parameters())
 
+        precision_choice = resolve_precision(cfg)
         recorder = EvaluationRecorder(output_dir)
         try:  # settings Lightning refuses (a progress bar turned off and configured at once, ...)
             loggers = instantiate_loggers(cfg, output_dir)
@@ -149,6 +163,7 @@ def train(cfg: DictConfig) -> RunResult:
             result.extras["data_sizes"] = sizes  # what this run trained and was scored on
         if hasattr(datamodule, "train_length_range"):
             result.extras["train_length_range"] = list(datamodule.train_length_range)
+        result.extras["precision"] = precision_choice
         result.report_columns = [list(column) for column in task.report_columns]
         result.tokens_per_sec = throughput.tokens_per_sec if throughput else None
         result.wall_time_s = time.time() - started
