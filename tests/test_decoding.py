@@ -97,6 +97,23 @@ def test_beam_search_batched_equals_one_sentence_at_a_time():
         assert alone[0][0].tokens == together[i][0].tokens
 
 
+@pytest.mark.parametrize("attention", sorted(TRANSFORMER_ATTENTION))
+def test_beam_search_with_the_cache_equals_recomputation(attention):
+    """Beam search reorders the cache every step (the copy deferred to the next append): the
+    n-best lists must equal those of a decoder that recomputes every prefix."""
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(V, V, TRANSFORMER_ATTENTION[attention], SinusoidalPositionalEncoding, PAD, d_model=32, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=0.0).eval()
+    src, _, _ = toy_batch(n=5, seed=2)
+    results = {}
+    for incremental in (True, False):
+        model.incremental = incremental
+        with torch.no_grad():
+            results[incremental] = beam_search(model, src, BOS, EOS, max_len=12, beam_size=4, alpha=0.6, n_best=3)
+    for cached, full in zip(results[True], results[False]):
+        assert [h.tokens for h in cached] == [h.tokens for h in full]
+        assert [h.log_prob for h in cached] == pytest.approx([h.log_prob for h in full], abs=1e-4)
+
+
 def test_beam_search_rejects_bad_sizes():
     model = build("rnn", "dot").eval()
     src, _, _ = toy_batch(n=2)

@@ -50,17 +50,38 @@ __all__ = [
 class Memory:
     """Keys and values after the attention's own projections, reusable across decoder steps."""
 
-    keys: Tensor  # (B, H, S, dk) or (B, S, dk), as the attention type needs
-    values: Tensor  # (B, H, S, dv) or (B, S, dv)
+    keys: Optional[Tensor]  # (B, H, S, dk) or (B, S, dk), as the attention type needs
+    values: Optional[Tensor]  # (B, H, S, dv) or (B, S, dv)
     room: Optional["CacheRoom"] = field(default=None, repr=False, compare=False)
-    # False for beam search's caches: copied to the surviving beams every step anyway, they grow
-    # by concatenation (measured cheaper there than making new room at every step)
-    growable: bool = field(default=True, repr=False, compare=False)
+    # beam search's reordering, left for the next append to do: (keys, values, rows)
+    pending: Optional[Tuple[Tensor, Tensor, Tensor]] = field(default=None, repr=False, compare=False)
 
     def index_select(self, index: Tensor) -> "Memory":
-        """Batch rows ``index`` (beam search's surviving beams). Only the filled positions are
-        copied (selecting a room's whole buffer measured 4x slower); the next step makes new room."""
-        return Memory(self.keys.index_select(0, index), self.values.index_select(0, index), growable=False)
+        """Batch rows ``index`` (beam search's surviving beams). The copy waits for the next step's
+        ``extend_memory``, which selects the rows straight into a buffer that also holds the new
+        position: each cached position is copied once a step, where selecting and then
+        concatenating copied it twice. Until then ``keys`` and ``values`` are None (never stale)."""
+        if self.pending is not None:
+            keys, values, rows = self.pending
+            return Memory(None, None, pending=(keys, values, rows.index_select(0, index)))
+        if torch.is_grad_enabled() and self.keys.requires_grad:
+            return Memory(self.keys.index_select(0, index), self.values.index_select(0, index))
+        return Memory(None, None, pending=(self.keys, self.values, index))
+
+    def selected_and_extended(self, new: "Memory", dim: int) -> "Memory":
+        """The pending rows of the cache followed by ``new``'s positions, in one copy."""
+        keys, values, rows = self.pending
+
+        def joined(old: Tensor, added: Tensor) -> Tensor:
+            length = old.size(dim)
+            shape = list(old.shape)
+            shape[0], shape[dim] = rows.numel(), length + added.size(dim)
+            out = old.new_empty(shape)
+            torch.index_select(old, 0, rows, out=out.narrow(dim, 0, length))
+            out.narrow(dim, length, added.size(dim)).copy_(added)
+            return out
+
+        return Memory(joined(keys, new.keys), joined(values, new.values))
 
 
 class CacheRoom:
@@ -206,12 +227,14 @@ class Attention(nn.Module):
         if memory is None:
             return new
         dim = self.memory_seq_dim
-        if not memory.growable or (torch.is_grad_enabled() and (memory.keys.requires_grad or new.keys.requires_grad)):
-            return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim), growable=memory.growable)
+        if memory.pending is not None:
+            return memory.selected_and_extended(new, dim)
+        if torch.is_grad_enabled() and (memory.keys.requires_grad or new.keys.requires_grad):
+            return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim))
         length, needed = memory.keys.size(dim), memory.keys.size(dim) + new.keys.size(dim)
         room = memory.room
-        # a memory that is not the newest its room holds (beam search's reordered caches, a branch
-        # from an earlier step) gets a room of its own: nothing written for another is overwritten
+        # a memory that is not the newest its room holds (a branch from an earlier step) gets a
+        # room of its own: nothing written for another is overwritten
         if room is None or room.filled != length or room.capacity < needed:
             room = CacheRoom(memory, max(16, 2 * needed), dim)
         return room.append(new)
