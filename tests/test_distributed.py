@@ -133,7 +133,7 @@ def test_mixed_precision_on_cpu_runs_in_the_dtype_asked_for(tmp_path, precision,
 @pytest.mark.slow
 def test_torch_compile_on_cpu(tmp_path):
     logs = tmp_path / "logs"
-    proc = run_train_cli([*TINY, *TINY_ARCH["transformer"], "model.compile=true", f"paths.log_dir={logs}"], cwd=tmp_path, timeout=900)
+    proc = run_train_cli([*TINY, *TINY_ARCH["transformer"], "task.compile=true", f"paths.log_dir={logs}"], cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = read_metrics(only_run_dir(logs))
     assert result["global_step"] == 3 and math.isfinite(result["metrics"]["val/loss"])
