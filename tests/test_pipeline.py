@@ -54,6 +54,14 @@ def test_transformer_variants_train(variant, tmp_path, data_dir):
     assert train(compose_config(tmp_path, [variant], data_dir)).global_step == 3
 
 
+def test_max_time_stops_inside_the_first_epoch(tmp_path, data_dir):
+    # a time budget shorter than one epoch must end the run (min_epochs would keep it going)
+    cfg = compose_config(tmp_path, ["data.corpus.train_size=8000", "data.batch_size=8", "++trainer.max_time=00:00:00:01"], data_dir)
+    result = train(cfg)
+    assert 1 <= result.global_step < 1000  # an epoch is 1,000 steps
+    assert math.isfinite(result.metrics["test/loss"])
+
+
 def test_any_torch_optimizer_is_one_override_away(tmp_path, data_dir):
     cfg = compose_config(tmp_path, ["task.optimizer._target_=torch.optim.SGD", "~task.optimizer.betas", "~task.optimizer.weight_decay", "task.optimizer.lr=0.5"], data_dir)
     result = train(cfg)
