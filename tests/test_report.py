@@ -99,3 +99,33 @@ def test_report_from_a_wandb_group_maps_runs_to_jobs(monkeypatch, tmp_path):
     assert "2 jobs: 1 finished, 1 failed." in text
     assert "| rnn / additive / none | 1 | 10 | 90.00 | 90.00 |" in text
     assert "W&B run state: crashed" in text
+
+
+def test_curve_has_a_line_per_compared_setting_averaged_over_seeds(tmp_path):
+    from attnlab.tasks import ClassificationTask
+
+    num = 0
+    for source, accs in (("scratch", (0.3, 0.7)), ("mlm", (0.5, 0.8))):
+        for size, acc in zip(("500", "null"), accs):
+            for seed, delta in ((1, -0.02), (2, 0.02)):
+                job = tmp_path / str(num)
+                num += 1
+                (job / ".hydra").mkdir(parents=True)
+                # mlm_checkpoint is the same in every job: it must not name a line
+                overrides = [f"+source={source}", f"data.train_size={size}", f"seed={seed}", "mlm_checkpoint=/ckpt/last.ckpt"]
+                (job / ".hydra" / "config.yaml").write_text(f"seed: {seed}\n")
+                (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+                RunResult(
+                    status="ok", task="classification", choices={"arch": "transformer", "attention": "multihead", "pos_enc": "learned", "data": "wordnet"},
+                    seed=seed, params=10, run_name=f"{source}-{size}-s{seed}", tokens_per_sec=1.0, wall_time_s=1.0,
+                    metrics={"val/acc": acc + delta, "test/acc": acc + delta, "test/macro_f1": acc / 2},
+                    extras={"data_sizes": {"train": 4000, "val": 100, "test": 100}}, report_columns=[list(c) for c in ClassificationTask.report_columns],
+                    overrides=overrides,
+                ).write(job)
+    assert main([str(tmp_path), "--curve", "data.train_size"]) == 0
+    text = (tmp_path / "report.md").read_text().split("## test/acc against data.train_size")[1]
+    assert "| | 500 | 4,000 |" in text  # "null" is placed at the whole training split
+    assert "| transformer / multihead / learned, source=mlm | 0.50 ± 0.03 | 0.80 ± 0.03 |" in text
+    assert "| transformer / multihead / learned, source=scratch | 0.30 ± 0.03 | 0.70 ± 0.03 |" in text
+    assert "ckpt" not in text
+    assert (tmp_path / "train_size_curve.png").stat().st_size > 1000

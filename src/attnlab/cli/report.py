@@ -195,6 +195,7 @@ def curve_section(jobs: Sequence[Job], rows: Sequence[Dict[str, Any]], key: str,
     if metric is None:
         return []
     series: Dict[str, Dict[float, tuple]] = defaultdict(dict)
+    others = [k for k in varying_settings([j for j in jobs if j.ok]) if k not in ("seed", key)]  # what tells the lines apart
     for row in rows:
         value = row["settings"].get(key)
         x = numeric(value) if value is not None else None
@@ -202,7 +203,7 @@ def curve_section(jobs: Sequence[Job], rows: Sequence[Dict[str, Any]], key: str,
             x = row["jobs"][0].result.extras.get("data_sizes", {}).get("train")
         if x is None:
             continue
-        name = " / ".join(row["config"].split(" (")[0].split(" / ")) + "".join(f", {k}={v}" for k, v in sorted(row["settings"].items()) if k != key)
+        name = row["config"].split(" (")[0] + "".join(f", {k}={row['settings'].get(k, '-')}" for k in others)
         series[name][float(x)] = row[metric]
     if baseline == "tfidf-svm":
         from attnlab.cli.baseline import NAME, baseline_curve
