@@ -129,3 +129,21 @@ def test_curve_has_a_line_per_compared_setting_averaged_over_seeds(tmp_path):
     assert "| transformer / multihead / learned, source=scratch | 0.30 ± 0.03 | 0.70 ± 0.03 |" in text
     assert "ckpt" not in text
     assert (tmp_path / "train_size_curve.png").stat().st_size > 1000
+
+
+def test_attention_grid_names_tokens_on_its_outer_edge_only():
+    import numpy as np
+
+    from attnlab import plots
+
+    layers = [np.full((2, 3, 4), 0.25) for _ in range(3)]  # 3 layers x 2 heads, 3 queries x 4 keys
+    fig = plots.attention_figure(layers, ["a", "b", "c"], ["w", "x", "y", "z"], "cross attention")
+    axes = np.array(fig.axes).reshape(3, 2)
+    words = lambda labels: [t.get_text() for t in labels]  # noqa: E731
+    for layer in range(3):
+        for head in range(2):
+            ax = axes[layer, head]
+            assert words(ax.get_yticklabels()) == (["a", "b", "c"] if head == 0 else [])
+            assert words(ax.get_xticklabels()) == (["w", "x", "y", "z"] if layer == 2 else [])
+            assert ax.get_title() == f"layer {layer + 1}, head {head + 1}"
+    assert len(plots.render_png(fig)) > 1000

@@ -12,14 +12,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-def draw_heatmap(ax, weights: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str = "") -> None:
-    """weights (len(rows), len(cols)) in [0, 1]; white = 0, black = 1, as in the paper."""
+def draw_heatmap(ax, weights: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str = "", row_labels: bool = True, col_labels: bool = True) -> None:
+    """weights (len(rows), len(cols)) in [0, 1]; white = 0, black = 1, as in the paper.
+    ``row_labels``/``col_labels`` false: no ticks on that axis (a grid labels its outer edge only;
+    matplotlib's tick objects are most of a heatmap's drawing time)."""
     ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     small = max(len(rows), len(cols)) > 30
-    ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels(cols, rotation=90, fontsize=5 if small else 7)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(rows, fontsize=5 if small else 7)
+    ax.set_xticks(range(len(cols)) if col_labels else [])
+    if col_labels:
+        ax.set_xticklabels(cols, rotation=90, fontsize=5 if small else 7)
+    ax.set_yticks(range(len(rows)) if row_labels else [])
+    if row_labels:
+        ax.set_yticklabels(rows, fontsize=5 if small else 7)
     if title:
         ax.set_title(title, fontsize=8)
 
@@ -34,7 +38,9 @@ def attention_figure(layers: List[np.ndarray], rows: Sequence[str], cols: Sequen
     for layer, w in enumerate(layers):
         for head in range(n_heads):
             sub = f"layer {layer + 1}, head {head + 1}" if n_layers * n_heads > 1 else ""
-            draw_heatmap(axes[layer][head], w[head][: len(rows), : len(cols)], rows, cols, sub)
+            # every panel shows the same tokens: words on the left column and the bottom row only
+            # (the same figure to read, and a third of the text to draw at every evaluation)
+            draw_heatmap(axes[layer][head], w[head][: len(rows), : len(cols)], rows, cols, sub, row_labels=head == 0, col_labels=layer == n_layers - 1)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
