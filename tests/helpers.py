@@ -41,6 +41,7 @@ TINY = [
     "~callbacks.progress_bar",
     "task.max_len_b=4",
     "task.max_len_a=1.0",
+    "data.max_tokens=null",  # sentence batches: the tests count steps by data.batch_size
 ]
 TINY_ARCH = {
     "transformer": ["arch.d_model=32", "arch.d_ff=64", "arch.num_encoder_layers=1", "arch.num_decoder_layers=1"],
