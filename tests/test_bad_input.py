@@ -144,6 +144,7 @@ def cases(ws) -> List[Case]:
         train_case("max_epochs_text", ["trainer.max_epochs=ten"], "trainer.max_epochs=ten must be an integer >= 0 (or -1: no limit) or null"),
         train_case("dropout_1", ["arch.dropout=1.5"], "arch.dropout=1.5 must be a number in [0, 1)"),
         train_case("heads_0", ["attention.num_heads=0"], "attention.num_heads=0 must be a positive integer"),
+        train_case("keep_freed_memory_text", ["keep_freed_memory=maybe"], "keep_freed_memory=maybe must be true or false"),
         # -- train.py: combinations and components -----------------------------------------------
         train_case("transformer_without_attention", ["attention=none"], "attention=none cannot be used with arch=transformer"),
         train_case("width_not_divisible", ["arch.d_model=30"], "arch.d_model=30 is not divisible by attention.num_heads=4"),

@@ -33,6 +33,7 @@ PROBABILITY: Rule = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
 FRACTION: Rule = (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
 OPEN_UNIT: Rule = (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
 INTEGER: Rule = (_integer, "an integer")
+BOOLEAN: Rule = (lambda v: isinstance(v, bool), "true or false")
 
 
 def optional(rule: Rule) -> Rule:
@@ -43,6 +44,7 @@ def optional(rule: Rule) -> Rule:
 # every numeric key a user types, wherever it lives; keys a config does not have are skipped
 TRAIN_RULES: Dict[str, Rule] = {
     "seed": INTEGER,
+    "keep_freed_memory": BOOLEAN,
     "data.seed": INTEGER,
     "data.batch_size": POSITIVE_INT,
     "data.eval_batch_size": POSITIVE_INT,

@@ -23,6 +23,7 @@ from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
 from attnlab.run.checks import check_config, check_model_config
 from attnlab.run import precision
 from attnlab.run.job import base_result, choices
+from attnlab.run.memory import keep_freed_memory
 from attnlab.run.results import RunResult
 from attnlab.run.setup import config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers
 from attnlab.run.wandb_setup import finish_wandb
@@ -125,6 +126,8 @@ def train(cfg: DictConfig) -> RunResult:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
+        if cfg.get("keep_freed_memory", True):
+            keep_freed_memory()
         ckpt_path = resume_checkpoint(cfg, output_dir)
         L.seed_everything(cfg.seed, workers=True)
         check_config(cfg)  # (train.py ran it already; a caller of train() may not have)
