@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from attnlab.dropout import dropout_implementation
 from attnlab.attention import (
     AdditiveAttention,
     DotProductAttention,
@@ -88,6 +89,26 @@ def test_fused_and_math_paths_agree_and_weights_are_distributions(kind):
     torch.testing.assert_close(fused, math_out, atol=1e-5, rtol=1e-5)
     assert w.shape == (B, attn.num_heads, T, S)
     torch.testing.assert_close(w.sum(-1), torch.ones(B, attn.num_heads, T))
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 1])
+def test_training_dropout_on_cpu_drops_the_weights_with_attnlabs_draws(num_kv_heads):
+    """SDPA on a CPU would draw PyTorch's bernoulli_ per weight: attnlab takes the explicit path with
+    its own packed dropout, the very numbers of the weights seen with need_weights=True."""
+    attn = MultiHeadAttention(D, num_heads=4, num_kv_heads=num_kv_heads, dropout=0.3).train()
+    q, kv, pad = inputs()
+    torch.manual_seed(7)
+    fast, none = attn(q, kv, kv, key_padding_mask=pad)
+    torch.manual_seed(7)
+    explicit, weights = attn(q, kv, kv, key_padding_mask=pad, need_weights=True)
+    assert none is None
+    torch.testing.assert_close(fast, explicit)
+    torch.manual_seed(7)
+    with dropout_implementation("native"):  # PyTorch's own draws: other elements dropped
+        native, _ = attn(q, kv, kv, key_padding_mask=pad)
+    assert not torch.allclose(native, fast)
+    no_dropout, _ = attn.eval()(q, kv, kv, key_padding_mask=pad)
+    assert not torch.allclose(no_dropout, fast)  # the weights were dropped
 
 
 @pytest.mark.parametrize("kind", KINDS)

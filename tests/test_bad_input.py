@@ -145,6 +145,9 @@ def cases(ws) -> List[Case]:
         train_case("dropout_1", ["arch.dropout=1.5"], "arch.dropout=1.5 must be a number in [0, 1)"),
         train_case("heads_0", ["attention.num_heads=0"], "attention.num_heads=0 must be a positive integer"),
         train_case("keep_freed_memory_text", ["keep_freed_memory=maybe"], "keep_freed_memory=maybe must be true or false"),
+        train_case("fp16_clipping_fused", ["trainer.precision=16-mixed"], "trainer.precision=16-mixed cannot clip gradients (trainer.gradient_clip_val=1.0) for a fused optimizer: set task.optimizer.fused=false"),
+        train_case("optimizer_without_fused", ["task.optimizer._target_=torch.optim.RMSprop", "~task.optimizer.betas"],
+                   "task.optimizer: RMSprop.__init__() got an unexpected keyword argument 'fused'; drop a key it does not take with ~task.optimizer.<key>"),
         # -- train.py: combinations and components -----------------------------------------------
         train_case("transformer_without_attention", ["attention=none"], "attention=none cannot be used with arch=transformer"),
         train_case("width_not_divisible", ["arch.d_model=30"], "arch.d_model=30 is not divisible by attention.num_heads=4"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attnlab.run import precision
-from attnlab.run.pipeline import resolve_precision
+from attnlab.run.pipeline import data_and_task, resolve_precision
 from tests.helpers import compose_config
 
 
@@ -46,3 +46,28 @@ def test_auto_is_made_concrete_in_the_config_and_said(tmp_path, monkeypatch):
     assert said.startswith("bf16-mixed (auto: this CPU computes bf16 natively (avx512_bf16)") and "trainer.precision=32-true" in said
     cfg = compose_config(tmp_path, ["trainer.precision=32-true"])
     assert resolve_precision(cfg) == "32-true" and cfg.trainer.precision == "32-true"
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_bf16_mixed_clips_the_gradients_of_the_fused_optimizer(tmp_path, data_dir, algorithm):
+    """Lightning refuses gradient clipping for a fused optimizer under any mixed precision (under
+    fp16 the step unscales after clipping); bf16 has no scaler, so attnlab's tasks clip there."""
+    import lightning as L
+
+    cfg = compose_config(tmp_path, [], data_dir)
+    assert cfg.task.optimizer.fused is True  # the default of every task
+    _, task = data_and_task(cfg)
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=0.01, gradient_clip_algorithm=algorithm, logger=False)
+    task.trainer = trainer
+    optimizer = task.configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"] is True
+    for p in task.parameters():
+        p.grad = torch.ones_like(p)
+    task.configure_gradient_clipping(optimizer, 0.01, algorithm)
+    grads = [p.grad for p in task.parameters()]
+    if algorithm == "norm":
+        assert torch.nn.utils.get_total_norm(grads).item() == pytest.approx(0.01, rel=1e-3)
+    else:
+        assert max(g.abs().max().item() for g in grads) == pytest.approx(0.01)
+    with pytest.raises(RuntimeError, match="fused"):  # what Lightning's own hook does
+        L.LightningModule.configure_gradient_clipping(task, optimizer, 0.01, algorithm)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from attnlab.dropout import dropout as apply_dropout
+from attnlab.dropout import packed
 
 __all__ = [
     "Attention",
@@ -181,17 +182,25 @@ def scaled_dot_attention(
 
     Without weights this is the fused kernel; with them, the explicit math that returns the
     (B, H, T, S) weights. Both compute the same numbers (dropout aside). ``grouped``: k and v have
-    fewer heads than q, each shared by a group of query heads (fused path only).
+    fewer heads than q, each shared by a group of query heads.
+
+    Attention dropout on a CPU takes the explicit path too: PyTorch's CPU kernels cannot drop
+    weights inside the fused kernel, so SDPA falls back to its own math with a ``bernoulli_`` per
+    weight, while the explicit path draws attnlab's packed dropout (x1.2-1.6 the attention's
+    forward and backward at 16-32 tokens, benchmarks/peers.py).
     """
-    if not need_weights:
+    if not need_weights and not (dropout_p > 0 and packed(q.device)):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale, enable_gqa=grouped)
         return out, None
-    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, H, T, S)
+    if grouped:  # give every query head its key/value head
+        group = q.size(1) // k.size(1)
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, S, dh)
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)  # (B, H, T, S); in place: no copy
     if mask is not None:
-        scores = scores + mask
+        scores = scores + mask  # the mask may broadcast the scores' batch
     weights = torch.softmax(scores, dim=-1)
     out = torch.matmul(apply_dropout(weights, dropout_p) if dropout_p > 0 else weights, v)
-    return out, weights
+    return out, (weights if need_weights else None)
 
 
 class Attention(nn.Module):
@@ -325,13 +334,8 @@ class MultiHeadAttention(Attention):
         q = self._rotate(self._split(self.q_proj(query), self.num_heads), q_offset)  # (B, H, T, dh)
         mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset)
         keys, values = memory.keys, memory.values
-        grouped = self.num_kv_heads != self.num_heads
-        if grouped and need_weights:  # the explicit math path: give every query head its key/value head
-            group = self.num_heads // self.num_kv_heads
-            keys, values = keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
-            grouped = False
         out, weights = scaled_dot_attention(
-            q, keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, grouped
+            q, keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads
         )
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d)
         return self.out_proj(out), weights

@@ -82,6 +82,7 @@ TRAIN_RULES: Dict[str, Rule] = {
     "pos_enc.max_distance": POSITIVE_INT,
     "task.optimizer.lr": POSITIVE,
     "task.optimizer.weight_decay": NON_NEGATIVE,
+    "task.optimizer.fused": optional(BOOLEAN),
     "task.scheduler.warmup_steps": NON_NEGATIVE_INT,
     "task.scheduler.min_ratio": FRACTION,
     "task.label_smoothing": PROBABILITY,
@@ -135,10 +136,24 @@ def check_values(cfg: DictConfig, rules: Dict[str, Rule]) -> None:
             raise ConfigError(f"{key}={value} must be {what}")
 
 
+def check_fp16_clipping(cfg: DictConfig) -> None:
+    """Under fp16 a fused optimizer unscales the gradients inside its step, after clipping would
+    have run on scaled ones (Lightning stops such a run at its first step)."""
+    precision = str(OmegaConf.select(cfg, "trainer.precision", default=""))
+    fused = OmegaConf.select(cfg, "task.optimizer.fused", default=None)
+    clip = OmegaConf.select(cfg, "trainer.gradient_clip_val", default=None)
+    if precision in ("16-mixed", "16", "16-true") and fused and clip:
+        raise ConfigError(
+            f"trainer.precision={precision} cannot clip gradients (trainer.gradient_clip_val={clip}) for a fused optimizer: "
+            "set task.optimizer.fused=false, or trainer.precision=bf16-mixed"
+        )
+
+
 def check_config(cfg: DictConfig, rules: Dict[str, Rule] = TRAIN_RULES) -> None:
     """Everything about a composed config that can be checked before any data or model exists."""
     check_required_values(cfg)
     check_values(cfg, rules)
+    check_fp16_clipping(cfg)
 
 
 def check_model_config(cfg: DictConfig, longest_sequence: Optional[int] = None, data_name: str = "") -> None:

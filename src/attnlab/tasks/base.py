@@ -21,6 +21,8 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tupl
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from attnlab.errors import ConfigError
 
@@ -146,12 +148,26 @@ class Task(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ConfigError("this task was built without task.optimizer (e.g. from a checkpoint): it cannot train")
-        optimizer = self.optimizer_factory(self.optimizer_parameters())
+        try:
+            optimizer = self.optimizer_factory(self.optimizer_parameters())
+        except TypeError as exc:  # e.g. fused=true kept for an optimizer that has no such argument
+            raise ConfigError(f"task.optimizer: {exc}; drop a key it does not take with ~task.optimizer.<key>") from exc
         if self.scheduler_factory is None:
             return optimizer
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
         scheduler = self.scheduler_factory(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        plugin = self.trainer.precision_plugin
+        if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+            # bf16-mixed has no gradient scaler: the gradients are true ones, and clipping them is
+            # right for any optimizer. Lightning refuses a fused optimizer under every mixed
+            # precision, because under fp16 its step unscales the gradients after clipping ran.
+            algorithm = GradClipAlgorithmType(gradient_clip_algorithm or GradClipAlgorithmType.NORM)
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val or 0.0, algorithm)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def optimizer_parameters(self):
         """What the optimizer updates: parameters, or parameter groups with their own settings."""
