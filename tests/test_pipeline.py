@@ -71,6 +71,18 @@ def test_any_torch_optimizer_is_one_override_away(tmp_path, data_dir):
     assert "nesterov" in group and "betas" not in group  # SGD's settings, not AdamW's
 
 
+def test_the_numbers_recipe_applies_to_its_pair_only_and_gives_way_to_experiments_and_overrides(tmp_path):
+    def recipe(overrides):
+        cfg = compose_config(tmp_path, overrides, tiny=False)
+        return cfg.trainer.max_epochs, cfg.task.label_smoothing, cfg.task.optimizer.lr, cfg.task.scheduler.name
+
+    assert recipe([]) == (3, 0.0, 2e-3, "cosine")  # data=numbers task=translation: recipe/numbers_translation.yaml
+    assert recipe(["arch=rnn", "attention=additive"]) == (3, 0.0, 2e-3, "cosine")  # any model of the pair
+    assert recipe(["data=dates"]) == (4, 0.1, 1e-3, "inverse_sqrt")  # no recipe for dates: the task's defaults
+    assert recipe(["experiment=ablation"]) == (3, 0.1, 1e-3, "inverse_sqrt")  # the experiment's own training
+    assert recipe(["trainer.max_epochs=5", "task.label_smoothing=0.2"])[:2] == (5, 0.2)  # the command line last
+
+
 def test_debug_fdr_runs_one_small_batch_of_every_loop(tmp_path, data_dir):
     corpus = [o for o in TINY if o.startswith("data.corpus")]  # the debug config's own batch sizes
     result = train(compose_config(tmp_path, ["debug=fdr", "logger=none", *corpus], data_dir, tiny=False))
