@@ -48,8 +48,8 @@ bench: install minilm shakespeare
 	$(BIN)/python benchmarks/peers.py --compile
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/overhead.py experiment=shakespeare_char
-	$(BIN)/python benchmarks/overhead.py --bf16 arch.d_model=256 arch.d_ff=1024
-	$(BIN)/python benchmarks/overhead.py --bf16 arch.d_model=512 arch.d_ff=2048
+	$(BIN)/python benchmarks/overhead.py --bf16 --blocks 6 arch.d_model=256 arch.d_ff=1024
+	$(BIN)/python benchmarks/overhead.py --bf16 --blocks 6 arch.d_model=512 arch.d_ff=2048
 	$(BIN)/python benchmarks/positions.py
 	$(BIN)/python benchmarks/decoding.py
 	$(BIN)/python benchmarks/lm.py
