@@ -27,6 +27,9 @@ CONF = ROOT / "conf"
 BIN = Path(sys.executable).parent
 WANDB_CLI = str(BIN / "wandb")
 
+# the same numerics on every machine (trainer.precision=auto, the default, depends on the CPU)
+FP32 = "trainer.precision=32-true"
+
 # small enough to train in seconds, large enough to exercise every code path
 TINY = [
     "logger=none",
@@ -42,6 +45,7 @@ TINY = [
     "task.max_len_b=4",
     "task.max_len_a=1.0",
     "data.max_tokens=null",  # sentence batches: the tests count steps by data.batch_size
+    FP32,
 ]
 TINY_ARCH = {
     "transformer": ["arch.d_model=32", "arch.d_ff=64", "arch.num_encoder_layers=1", "arch.num_decoder_layers=1"],
@@ -53,7 +57,7 @@ def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path
     """The config ``python train.py <overrides>`` would run, writing under ``tmp_path``."""
     overrides = list(overrides)
     arch = next((o.split("=", 1)[1] for o in overrides if o.startswith("arch=")), "transformer")
-    base = TINY + TINY_ARCH.get(arch, []) if tiny else []
+    base = TINY + TINY_ARCH.get(arch, []) if tiny else [FP32]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name, overrides=base + overrides, return_hydra_config=True)

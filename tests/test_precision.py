@@ -7,7 +7,9 @@ import torch
 
 from attnlab.run import precision
 from attnlab.run.pipeline import data_and_task, resolve_precision
-from tests.helpers import compose_config
+from omegaconf import OmegaConf
+
+from tests.helpers import CONF, compose_config
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,12 @@ def test_a_gpu_without_bf16_keeps_fp32(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert precision.resolve("gpu")[0] == "32-true"
+
+
+def test_every_trainer_defaults_to_auto():
+    for path in sorted((CONF / "trainer").glob("*.yaml")):  # the rest inherit default.yaml's
+        assert OmegaConf.load(path).get("precision") in (None, "auto"), path.name
+    assert OmegaConf.load(CONF / "trainer" / "default.yaml").precision == "auto"
 
 
 def test_auto_is_made_concrete_in_the_config_and_said(tmp_path, monkeypatch):
