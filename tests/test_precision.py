@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from attnlab.run import precision
 from attnlab.run.pipeline import data_and_task, resolve_precision
-from omegaconf import OmegaConf
-
 from tests.helpers import CONF, compose_config
 
 
