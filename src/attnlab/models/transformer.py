@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention import Attention, Memory, causal_mask
+from attnlab.attention import Attention, Memory, causal_mask, merge_masks
 from attnlab.dropout import Dropout
 from attnlab.models.base import (
     AttentionFactory,
@@ -98,10 +98,11 @@ class DecoderLayer(nn.Module):
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, sw, cw
 
-    def step(self, y: Tensor, cache: Optional[Memory], cross: Optional[Memory], memory_mask: Optional[Tensor], offset: int, need_weights: bool = False):
+    def step(self, y: Tensor, cache: Optional[Memory], cross: Optional[Memory], cross_mask: Optional[Tensor], offset: int, need_weights: bool = False):
         """New positions y (B, t, d) from ``offset`` on, against cached self-attention keys/values
-        (and the source's cross-attention memory, projected once). Returns y, the grown cache,
-        weights. Several positions at once (a prompt) see each other causally."""
+        (and the source's cross-attention memory and additive mask (B, 1, 1, S), both built once).
+        Returns y, the grown cache, weights. Several positions at once (a prompt) see each other
+        causally."""
         grown: List[Memory] = []
         causal = causal_mask(y.size(1), y.device, offset) if y.size(1) > 1 else None
 
@@ -113,7 +114,7 @@ class DecoderLayer(nn.Module):
         y, sw = self.self_block(y, self_attention)
         cw = None
         if self.cross_attn is not None:
-            y, cw = self.cross_block(y, lambda h: self.cross_attn.attend(h, cross, memory_mask, need_weights=need_weights))
+            y, cw = self.cross_block(y, lambda h: self.cross_attn.attend(h, cross, attn_mask=cross_mask, need_weights=need_weights))
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, grown[0], sw, cw
 
@@ -121,11 +122,12 @@ class DecoderLayer(nn.Module):
 @dataclass
 class DecoderCache:
     """Incremental decoding state: per layer, the self-attention keys/values so far and the
-    cross-attention memory (computed once per source); the next position."""
+    cross-attention memory and padding mask (computed once per source); the next position."""
 
     self_attn: List[Optional[Memory]]
     cross_attn: List[Memory]
     offset: int
+    cross_mask: Optional[Tensor] = None  # (B, 1, 1, S) additive; None where no source has padding
 
 
 class ScaledEmbedding(nn.Module):
@@ -343,7 +345,11 @@ class TransformerSeq2Seq(Seq2Seq):
         if not self.incremental:
             return encoded.memory.new_empty(encoded.memory.size(0), 0, dtype=torch.long)
         cross = [layer.cross_attn.project_memory(encoded.memory, encoded.memory) for layer in self.layers]
-        return DecoderCache([None] * len(self.layers), cross, 0)
+        # every step and layer reads the same source mask: built once, and dropped when it masks
+        # nothing (SDPA runs faster without one)
+        pad = encoded.padding_mask
+        cross_mask = merge_masks(pad, None, encoded.memory.dtype) if pad is not None and bool(pad.any()) else None
+        return DecoderCache([None] * len(self.layers), cross, 0, cross_mask)
 
     def step(self, tokens, state, encoded, need_weights=False):
         if not self.incremental:
@@ -354,19 +360,19 @@ class TransformerSeq2Seq(Seq2Seq):
         y = self.dropout(self.pos(self.embed(tokens.unsqueeze(1)), offset=state.offset))  # (B, 1, d)
         caches, self_w, cross_w = [], [], []
         for layer, cache, cross in zip(self.layers, state.self_attn, state.cross_attn):
-            y, cache, sw, cw = layer.step(y, cache, cross, encoded.padding_mask, state.offset, need_weights)
+            y, cache, sw, cw = layer.step(y, cache, cross, state.cross_mask, state.offset, need_weights)
             caches.append(cache)
             self_w.append(sw)
             cross_w.append(cw)
         logits = self.generator(self.final_norm(y))[:, 0]
         weights = {"decoder_self": self_w, "cross": cross_w} if need_weights else {}
-        return logits, DecoderCache(caches, state.cross_attn, state.offset + 1), weights
+        return logits, DecoderCache(caches, state.cross_attn, state.offset + 1, state.cross_mask), weights
 
     def reorder_state(self, state, index: Tensor):
         if not self.incremental:
             return state.index_select(0, index)
 
-        return DecoderCache([m.index_select(index) for m in state.self_attn], state.cross_attn, state.offset)
+        return DecoderCache([m.index_select(index) for m in state.self_attn], state.cross_attn, state.offset, state.cross_mask)
 
 
 @dataclass
