@@ -6,6 +6,7 @@
    decoder is step-wise by nature: its state is its cache).
 
 Models at the default experiment's sizes (d 128; transformer 3+3 layers, 4 heads; RNN GRU).
+The process keeps freed memory (attnlab.run.memory), as attnlab-translate and eval.py run.
 Writes benchmarks/results/decoding.json.
 
     python benchmarks/decoding.py [--rounds N]
@@ -24,6 +25,7 @@ from attnlab.attention import AdditiveAttention, MultiHeadAttention
 from attnlab.decoding import beam_search, greedy_decode
 from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.positional import NoPositionalEncoding, SinusoidalPositionalEncoding
+from attnlab.run.memory import keep_freed_memory
 
 B, SRC_LEN, STEPS, V = 32, 20, 64, 200
 NEVER = -1  # an EOS id no step produces: every sentence runs the full 64 steps
@@ -33,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    keep_freed_memory()
     torch.manual_seed(0)
     transformer = TransformerSeq2Seq(V, V, functools.partial(MultiHeadAttention, num_heads=4), SinusoidalPositionalEncoding, d_model=128, d_ff=512).eval()
     rnn = RNNSeq2Seq(V, V, AdditiveAttention, NoPositionalEncoding, d_model=128).eval()

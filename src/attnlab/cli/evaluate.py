@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder
+from attnlab.run.memory import keep_freed_memory
 from attnlab.run.results import AXES, RunResult
 from attnlab.run.setup import config_spec
 from attnlab.tasks.checkpoints import load_task
@@ -40,6 +41,7 @@ def evaluate(cfg: DictConfig) -> RunResult:
     if cfg.split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {cfg.split!r}")
     task = load_task(cfg.ckpt_path)
+    keep_freed_memory()  # as train.py: beam search's per-step cache buffers stay in the heap
     settings = _apply_decoding(task, cfg)
     data_spec = config_spec(cfg.data, "data") if cfg.get("data") else task.hparams.get("data")
     if not data_spec:

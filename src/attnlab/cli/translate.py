@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from attnlab.errors import AttnlabError
+from attnlab.run.memory import keep_freed_memory
 from attnlab.tasks.checkpoints import load_task
 from attnlab.tasks.translator import TruncatedInputWarning
 
@@ -74,6 +75,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not any(line.strip() for line in lines):
             parser.error("nothing to translate: give sentences as arguments or on stdin")
         task = load_task(args.ckpt, map_location=device)
+        # beam search selects its surviving cache rows into fresh buffers every step: with glibc's
+        # defaults each is paged in anew (57,000 page faults a beam run of benchmarks/decoding.py)
+        keep_freed_memory()
     except AttnlabError as exc:
         print(f"attnlab-translate: {exc}", file=sys.stderr)
         return 2
