@@ -119,3 +119,26 @@ def test_beam_search_rejects_bad_sizes():
     src, _, _ = toy_batch(n=2)
     with pytest.raises(ValueError, match="n_best"):
         beam_search(model, src, BOS, EOS, max_len=5, beam_size=2, n_best=3)
+
+
+def test_reordering_the_cache_moves_rows_in_place_and_consumes_the_state():
+    """Beam search's reorder moves the changed rows inside the cache's buffer; the reordered
+    state refuses reuse, since its positions may have been overwritten."""
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, num_heads=2)
+    h = torch.randn(4, 3, 16)
+    with torch.no_grad():
+        first = attn.extend_memory(None, attn.project_memory(h[:, :1], h[:, :1]))
+        grown = attn.extend_memory(first, attn.project_memory(h[:, 1:2], h[:, 1:2], offset=1))  # (B, H, 2, dh) in a room
+        room, buffer = grown.room, grown.keys.untyped_storage().data_ptr()
+        expected_keys = grown.keys.index_select(0, torch.tensor([2, 1, 2, 0]))
+        reordered = grown.index_select(torch.tensor([2, 1, 2, 0]))
+        with pytest.raises(RuntimeError, match="reordered already"):
+            attn.extend_memory(grown, attn.project_memory(h[:, 2:], h[:, 2:], offset=2))
+        new = attn.project_memory(h[:, 2:], h[:, 2:], offset=2)
+        extended = attn.extend_memory(reordered, new)
+    assert extended.room is room and extended.keys.untyped_storage().data_ptr() == buffer  # no new buffer
+    torch.testing.assert_close(extended.keys[:, :, :2], expected_keys)
+    torch.testing.assert_close(extended.keys[:, :, 2:], new.keys)
+    with pytest.raises(RuntimeError, match="reordered already"):
+        grown.index_select(torch.tensor([0, 1, 2, 3]))

@@ -54,35 +54,42 @@ class Memory:
     keys: Optional[Tensor]  # (B, H, S, dk) or (B, S, dk), as the attention type needs
     values: Optional[Tensor]  # (B, H, S, dv) or (B, S, dv)
     room: Optional["CacheRoom"] = field(default=None, repr=False, compare=False)
-    # beam search's reordering, left for the next append to do: (keys, values, rows)
-    pending: Optional[Tuple[Tensor, Tensor, Tensor]] = field(default=None, repr=False, compare=False)
+    # beam search's reordering, left for the next append to do: (keys, values, rows, their room)
+    pending: Optional[Tuple[Tensor, Tensor, Tensor, Optional["CacheRoom"]]] = field(default=None, repr=False, compare=False)
 
     def index_select(self, index: Tensor) -> "Memory":
-        """Batch rows ``index`` (beam search's surviving beams). The copy waits for the next step's
-        ``extend_memory``, which selects the rows straight into a buffer that also holds the new
-        position: each cached position is copied once a step, where selecting and then
-        concatenating copied it twice. Until then ``keys`` and ``values`` are None (never stale)."""
+        """Batch rows ``index`` (beam search's surviving beams), consuming this memory.
+
+        The copy waits for the next step's ``extend_memory``, which moves the rows inside the
+        cache's own buffer where it can (only the rows whose beam changed: about a tenth a step)
+        and otherwise selects them into a new one. Either way this memory's positions may be
+        overwritten, so its ``keys`` and ``values`` become None: a consumed state fails loudly
+        instead of reading another beam's keys."""
         if self.pending is not None:
-            keys, values, rows = self.pending
-            return Memory(None, None, pending=(keys, values, rows.index_select(0, index)))
+            keys, values, rows, room = self.pending
+            return Memory(None, None, pending=(keys, values, rows.index_select(0, index), room))
+        if self.keys is None:
+            raise RuntimeError(CONSUMED)
         if torch.is_grad_enabled() and self.keys.requires_grad:
             return Memory(self.keys.index_select(0, index), self.values.index_select(0, index))
-        return Memory(None, None, pending=(self.keys, self.values, index))
+        pending = Memory(None, None, pending=(self.keys, self.values, index, self.room))
+        self.keys = self.values = None
+        return pending
 
     def selected_and_extended(self, new: "Memory", dim: int) -> "Memory":
-        """The pending rows of the cache followed by ``new``'s positions, in one copy."""
-        keys, values, rows = self.pending
+        """The pending rows of the cache followed by ``new``'s positions."""
+        keys, values, rows, room = self.pending
+        self.pending = None  # consumed too: its rows must not be moved twice
+        length, added = keys.size(dim), new.keys.size(dim)
+        in_place = room is not None and room.filled == length and room.capacity >= length + added and rows.numel() == keys.size(0)
+        if in_place:
+            room.move_rows(rows)
+        else:
+            room = CacheRoom(keys, values, max(16, 2 * (length + added)), dim, rows)
+        return room.append(new)
 
-        def joined(old: Tensor, added: Tensor) -> Tensor:
-            length = old.size(dim)
-            shape = list(old.shape)
-            shape[0], shape[dim] = rows.numel(), length + added.size(dim)
-            out = old.new_empty(shape)
-            torch.index_select(old, 0, rows, out=out.narrow(dim, 0, length))
-            out.narrow(dim, length, added.size(dim)).copy_(added)
-            return out
 
-        return Memory(joined(keys, new.keys), joined(values, new.values))
+CONSUMED = "this decoding state was reordered already: reorder_state consumes the state it is given"
 
 
 class CacheRoom:
@@ -90,16 +97,22 @@ class CacheRoom:
     new positions in place instead of copying the whole cache (``torch.cat``) every step. The
     capacity doubles when full, so a sequence of n steps copies O(n) positions, not O(n²)."""
 
-    def __init__(self, memory: Memory, capacity: int, dim: int):
-        def grown(t: Tensor) -> Tensor:
+    def __init__(self, keys: Tensor, values: Tensor, capacity: int, dim: int, rows: Optional[Tensor] = None):
+        def grown(t: Tensor) -> Tensor:  # t's positions (its batch ``rows``) in a bigger buffer
             shape = list(t.shape)
             shape[dim] = capacity
+            if rows is not None:
+                shape[0] = rows.numel()
             buffer = t.new_empty(shape)
-            buffer.narrow(dim, 0, t.size(dim)).copy_(t)
+            filled = buffer.narrow(dim, 0, t.size(dim))
+            if rows is None:
+                filled.copy_(t)
+            else:
+                torch.index_select(t, 0, rows, out=filled)
             return buffer
 
-        self.keys, self.values = grown(memory.keys), grown(memory.values)
-        self.dim, self.capacity, self.filled = dim, capacity, memory.keys.size(dim)
+        self.keys, self.values = grown(keys), grown(values)
+        self.dim, self.capacity, self.filled = dim, capacity, keys.size(dim)
 
     def append(self, new: Memory) -> Memory:
         start, added = self.filled, new.keys.size(self.dim)
@@ -107,6 +120,17 @@ class CacheRoom:
         self.values.narrow(self.dim, start, added).copy_(new.values)
         self.filled = start + added
         return Memory(self.keys.narrow(self.dim, 0, self.filled), self.values.narrow(self.dim, 0, self.filled), self)
+
+    def move_rows(self, rows: Tensor) -> None:
+        """Row i of the filled positions becomes row rows[i], in place: only rows that change move."""
+        moved = rows.ne(torch.arange(rows.numel(), device=rows.device)).nonzero().squeeze(1)  # (m,)
+        if moved.numel() == 0:
+            return
+        sources = rows.index_select(0, moved)
+        for buffer in (self.keys, self.values):
+            filled = buffer.narrow(self.dim, 0, self.filled)
+            # gathered before any is written: a row read is never one already overwritten
+            filled.index_copy_(0, moved, filled.index_select(0, sources))
 
 
 class PositionHook:
@@ -238,6 +262,8 @@ class Attention(nn.Module):
         dim = self.memory_seq_dim
         if memory.pending is not None:
             return memory.selected_and_extended(new, dim)
+        if memory.keys is None:
+            raise RuntimeError(CONSUMED)
         if torch.is_grad_enabled() and (memory.keys.requires_grad or new.keys.requires_grad):
             return Memory(torch.cat([memory.keys, new.keys], dim=dim), torch.cat([memory.values, new.values], dim=dim))
         length, needed = memory.keys.size(dim), memory.keys.size(dim) + new.keys.size(dim)
@@ -245,7 +271,7 @@ class Attention(nn.Module):
         # a memory that is not the newest its room holds (a branch from an earlier step) gets a
         # room of its own: nothing written for another is overwritten
         if room is None or room.filled != length or room.capacity < needed:
-            room = CacheRoom(memory, max(16, 2 * needed), dim)
+            room = CacheRoom(memory.keys, memory.values, max(16, 2 * needed), dim)
         return room.append(new)
 
     def attend(
