@@ -140,7 +140,7 @@ def main() -> None:
         for attention in ("additive", "general"):
             row, report[f"rnn_{cell}_{attention}"] = bench_rnn(cell, attention, args.rounds)
             rows.append(row)
-    publish("attention", "Attention components: fused vs math kernel, additive memory, the RNN's whole-sequence path", "python benchmarks/attention.py", rows, report)
+    publish("attention", "Attention components: fused vs math kernel, additive memory, the RNN's whole-sequence path", rows, report)
 
 if __name__ == "__main__":
     main()

@@ -70,7 +70,7 @@ def main() -> None:
         ["padding share (source + target positions)", f"buckets {report['padding']['buckets']:.1%}, fixed {report['padding']['fixed']:.1%}"],
         ["useful target tokens/s, buckets / fixed", f"{spread(ratio)} ({report['useful_tokens_per_s']['buckets']:,.0f} vs {report['useful_tokens_per_s']['fixed']:,.0f}; transformer d 128)"],
     ]
-    publish("batching", "Length-bucketed vs fixed batches on data=bible", "python benchmarks/batching.py", rows, report)
+    publish("batching", "Length-bucketed vs fixed batches on data=bible", rows, report)
 
 if __name__ == "__main__":
     main()

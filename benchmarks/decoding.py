@@ -83,7 +83,7 @@ def main() -> None:
         ["RNN greedy", f"{rate['rnn greedy']:,.0f} tok/s"],
         ["RNN beam 5 / greedy time", spread(report["beam_over_greedy_time"]["rnn"])],
     ]
-    publish("decoding", f"Decoding: batch {B}, {STEPS} output tokens, d 128", "python benchmarks/decoding.py", rows, report)
+    publish("decoding", f"Decoding: batch {B}, {STEPS} output tokens, d 128", rows, report)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def main() -> None:
     for cell in ("gru", "lstm"):
         row, report[f"rnn_{cell}_whole_sequence"] = bench_rnn(cell, "additive", args.rounds, device="cuda")
         rows.append(row)
-    publish("gpu", f"On a GPU ({report['device']}): the transformer against the RNN, bf16 against fp32", "python benchmarks/gpu.py", rows, report)
+    publish("gpu", f"On a GPU ({report['device']}): the transformer against the RNN, bf16 against fp32", rows, report)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -77,9 +78,16 @@ def environment(rounds: int) -> Dict[str, Any]:
     return {"environment": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_flags": cpu_flags(), "rounds": rounds, "order": "order rotated each round"}}
 
 
-def publish(name: str, title: str, command: str, rows: List[List[str]], report: Dict[str, Any]) -> Path:
-    """Print the benchmark's table and write it, with everything measured, to results/<name>.json;
-    ``make bench`` renders docs/benchmarks.md from those files (benchmarks/report.py)."""
+def command_line() -> str:
+    """The command this process runs, as one types it: what a reader reruns to check a number."""
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
+def publish(name: str, title: str, rows: List[List[str]], report: Dict[str, Any]) -> Path:
+    """Print the benchmark's table and write it, with everything measured and the command that
+    measured it, to results/<name>.json; ``make bench`` renders docs/benchmarks.md from those files
+    (benchmarks/report.py)."""
+    command = command_line()
     env = report.get("environment") or {}
     print(f"{title}\n  torch {env.get('torch')}, {env.get('threads')} threads, cpu flags {' '.join(env.get('cpu_flags') or []) or '-'}; "
           f"{env.get('rounds')} rounds, {env.get('order')}")

@@ -55,7 +55,7 @@ def main() -> None:
         [f"{name}: cached / recomputed tokens/s", f"{s['cached_tokens_per_s']:,.0f} / {s['uncached_tokens_per_s']:,.0f}; cache {spread(s['speedup'])}, same tokens"]
         for name, s in ((n, report[n]) for n in ("sinusoidal", "learned_64"))
     ]
-    publish("lm_sampling", f"Greedy sampling of {NEW_TOKENS} new tokens, with and without the key/value cache", "python benchmarks/lm.py", rows, report)
+    publish("lm_sampling", f"Greedy sampling of {NEW_TOKENS} new tokens, with and without the key/value cache", rows, report)
 
 
 if __name__ == "__main__":

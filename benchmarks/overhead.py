@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import time
 
 import lightning as L
@@ -105,7 +104,7 @@ def main() -> None:
     name = f"overhead_{experiment}" if experiment else "overhead"
     if args.bf16:
         name = "bf16_" + "_".join(o.replace("arch.", "").replace("=", "") for o in args.overrides) if args.overrides else "bf16"
-    publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", " ".join(["python benchmarks/overhead.py", *sys.argv[1:]]), rows, report)
+    publish(name, f"Framework overhead: the Lightning Trainer vs a hand-written loop ({what})", rows, report)
 
 if __name__ == "__main__":
     main()

@@ -272,7 +272,7 @@ def main() -> None:
         c = report["compile"]
         rows.append(["task.compile=true", f"step ×{c['speedup']:.2f}, first step {c['compiled']['first_step_s']:.1f} s vs {c['eager']['first_step_s']:.2f} s; "
                      + (f"paid back after {c['payback_steps']} steps" if c["payback_steps"] else "never paid back: the compiled step is not faster")])
-    publish("peers", "Transformer train step: attnlab (built from its config) against its peers", "python benchmarks/peers.py" + (" --compile" if args.compile else ""), rows, report)
+    publish("peers", "Transformer train step: attnlab (built from its config) against its peers", rows, report)
 
 
 if __name__ == "__main__":

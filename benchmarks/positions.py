@@ -150,7 +150,7 @@ def main() -> None:
     for name, r in report["gqa_lm_rotary"].items():
         rows.append([f"GQA LM (rotary, 4 query heads), {name}", f"cache at 264 positions {r['cache_bytes_264_positions'] / 2**20:.2f} MiB (×{r['cache_vs_4_heads']:.2f}); "
                      f"sampling 8 x 128 {r['sampling_tokens_per_s']:,.0f} tok/s, time vs 4 kv heads {spread(r['sampling_time_vs_4_heads'])}"])
-    publish("positions", f"Every pos_enc: training step, cached decoding, grouped-query cache ({report['model']})", "python benchmarks/positions.py", rows, report)
+    publish("positions", f"Every pos_enc: training step, cached decoding, grouped-query cache ({report['model']})", rows, report)
 
 if __name__ == "__main__":
     main()

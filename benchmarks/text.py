@@ -76,7 +76,7 @@ def main() -> None:
         ["WordNet padding share", f"length buckets {100 * p['buckets']:.1f} % vs fixed batches {100 * p['fixed']:.1f} % of positions ({p['batches']} batches)"],
         ["training tokens/s, MLM (d 256, 4 layers) vs translation (d 256, 2+2)", f"{t['mlm']:,.0f} vs {t['translation']:,.0f}, ratio {spread(t['ratio'])}"],
     ]
-    publish("text", "The text tasks: MiniLM fine-tuning in bf16, WordNet padding, MLM throughput", "python benchmarks/text.py", rows, report)
+    publish("text", "The text tasks: MiniLM fine-tuning in bf16, WordNet padding, MLM throughput", rows, report)
 
 if __name__ == "__main__":
     main()

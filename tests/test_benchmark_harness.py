@@ -43,13 +43,14 @@ def test_ratios_are_taken_round_by_round(harness):
 def test_the_report_renders_every_published_result_in_order(harness, tmp_path, monkeypatch, capsys):
     h, report = harness
     monkeypatch.setattr(h, "RESULTS", tmp_path)
-    h.publish("decoding", "Decoding", "python benchmarks/decoding.py", [["cache speed-up", "×7.00 (6.50–8.00)"]], h.environment(3))
-    h.publish("peers", "Train step", "python benchmarks/peers.py", [["attnlab vs x", "×1.01 (1.00–1.10)"]], h.environment(5))
+    h.publish("decoding", "Decoding", [["cache speed-up", "×7.00 (6.50–8.00)"]], h.environment(3))
+    monkeypatch.setattr(sys, "argv", ["/somewhere/benchmarks/peers.py", "--compile"])  # the command comes from the process
+    h.publish("peers", "Train step", [["attnlab vs x", "×1.01 (1.00–1.10)"]], h.environment(5))
     (tmp_path / "old.json").write_text(json.dumps({"speedup": 3}))  # no rows: an old format, left out
     assert "cache speed-up  ×7.00 (6.50–8.00)" in capsys.readouterr().out
     saved = json.loads((tmp_path / "decoding.json").read_text())
     assert saved["environment"]["rounds"] == 3 and saved["environment"]["threads"] >= 1 and "torch" in saved["environment"]
     md = report.render(tmp_path)
     assert md.index("## Train step") < md.index("## Decoding")  # the train step first, as ORDER says
-    assert "| cache speed-up | ×7.00 (6.50–8.00) |" in md and "`python benchmarks/peers.py`" in md
+    assert "| cache speed-up | ×7.00 (6.50–8.00) |" in md and "`python benchmarks/peers.py --compile`" in md
     assert "old" not in md
