@@ -41,7 +41,7 @@ def evaluate(cfg: DictConfig) -> RunResult:
     if cfg.split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {cfg.split!r}")
     task = load_task(cfg.ckpt_path)
-    keep_freed_memory()  # as train.py: beam search's per-step cache buffers stay in the heap
+    keep_freed_memory()  # as train.py: decoding's big buffers reuse the heap's pages (see attnlab-translate)
     settings = _apply_decoding(task, cfg)
     data_spec = config_spec(cfg.data, "data") if cfg.get("data") else task.hparams.get("data")
     if not data_spec:

@@ -75,8 +75,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not any(line.strip() for line in lines):
             parser.error("nothing to translate: give sentences as arguments or on stdin")
         task = load_task(args.ckpt, map_location=device)
-        # beam search selects its surviving cache rows into fresh buffers every step: with glibc's
-        # defaults each is paged in anew (57,000 page faults a beam run of benchmarks/decoding.py)
+        # as train.py: with glibc's defaults every big buffer decoding allocates (a beam batch's
+        # cache growing, its logits) is paged in anew: 14,800 page faults a beam run of
+        # benchmarks/decoding.py, 1 with freed memory kept
         keep_freed_memory()
     except AttnlabError as exc:
         print(f"attnlab-translate: {exc}", file=sys.stderr)
