@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -209,6 +209,7 @@ def generate(
     generator: Optional[torch.Generator] = None,
     use_cache: bool = True,
     context: Optional[int] = None,
+    progress: Optional[Callable[[], None]] = None,
 ) -> Tensor:
     """Continue (B, P) prompts by ``max_new_tokens`` tokens -> (B, P + max_new_tokens).
 
@@ -216,7 +217,7 @@ def generate(
     every step recomputes the whole sequence (the reference the cache must equal). The model sees
     at most its last ``context`` tokens (the block size it was trained on; GPT's way) and never more
     than a learned positional table's ``max_positions``: past that, generation slides the window
-    and recomputes.
+    and recomputes. ``progress`` is called once per new token.
     """
     limits = [n for n in (context, model.max_positions) if n is not None]
     window = min(limits) if limits else None
@@ -234,4 +235,6 @@ def generate(
         token = sample_next(logits[:, -1], temperature, top_k, top_p, generator)  # (B,)
         sequence = torch.cat([sequence, token.unsqueeze(1)], dim=1)
         pending = token.unsqueeze(1)
+        if progress is not None:
+            progress()
     return sequence

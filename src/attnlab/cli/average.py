@@ -14,8 +14,11 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from attnlab import arguments as args_
 from attnlab.errors import AttnlabError, CheckpointError
 from attnlab.tasks.checkpoints import read_checkpoint
+
+KEPT = ("epoch", "global_step", "pytorch-lightning_version", "hparams_name", "hyper_parameters")
 
 
 def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
@@ -34,7 +37,9 @@ def average_checkpoints(paths: Sequence[str | Path], out: str | Path) -> Path:
             averaged[key] = torch.stack([t.float() for t in tensors]).mean(dim=0).to(tensors[0].dtype)
         else:
             averaged[key] = tensors[-1]
-    result = {k: v for k, v in payloads[-1].items() if k not in ("optimizer_states", "lr_schedulers", "callbacks")}
+    # what rebuilds the model, read and checked by read_checkpoint; not the training state, nor
+    # anything else a file may have carried
+    result = {k: v for k, v in payloads[-1].items() if k in KEPT}
     result["state_dict"] = averaged
     result["averaged_from"] = [str(p) for p in paths]
     out = Path(out)
@@ -53,12 +58,16 @@ def newest_checkpoints(directory: str | Path, last: int) -> List[Path]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-average", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="*", help="checkpoint files to average")
-    parser.add_argument("--dir", help="take the newest checkpoints of this directory instead")
-    parser.add_argument("--last", type=int, default=5, help="how many of the newest (with --dir)")
-    parser.add_argument("--out", required=True, help="the averaged checkpoint to write")
+    parser.add_argument("--dir", type=args_.existing_dir, help="take the newest checkpoints of this directory instead")
+    parser.add_argument("--last", type=args_.integer(2, 1000), default=5, help="how many of the newest (with --dir), 2 to 1000")
+    parser.add_argument("--out", required=True, type=args_.output_file(), help="the averaged checkpoint to write")
+    parser.add_argument("--force", action="store_true", help="overwrite --out when it exists")
     args = parser.parse_args(argv)
+    if args.dir and args.checkpoints:
+        parser.error("give checkpoint files or --dir, not both")
     try:
-        paths = newest_checkpoints(args.dir, args.last) if args.dir else args.checkpoints
+        paths = newest_checkpoints(args.dir, args.last) if args.dir else [Path(p) for p in args.checkpoints]
+        args_.check_output(parser, "--out", args.out, paths, force=args.force)
         out = average_checkpoints(paths, args.out)
     except AttnlabError as exc:
         print(f"attnlab-average: {exc}", file=sys.stderr)

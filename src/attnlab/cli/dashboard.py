@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from attnlab import arguments as args_
 from attnlab import components
 from attnlab.errors import AttnlabError, ConfigError
 from attnlab.run.results import AXES
@@ -141,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--group", required=True, help="the sweep's W&B group (sweep_name, or <task_name>-<sweep dir>)")
     parser.add_argument("--task", default="translation", help="the sweep's task: its metrics and figures make the panels")
     parser.add_argument("--kind", default="workspace", choices=KINDS)
-    parser.add_argument("--dry-run", type=Path, metavar="FILE", help="write the specification as JSON instead of saving")
+    parser.add_argument("--dry-run", type=args_.output_file(".json"), metavar="FILE", help="write the specification as JSON instead of saving")
     args = parser.parse_args(argv)
     try:
         obj = build(args.entity, args.project, args.group, args.task, args.kind)

@@ -13,20 +13,21 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from attnlab import arguments as args_
 from attnlab.cli.translate import read_stdin_lines
 from attnlab.errors import AttnlabError
 from attnlab.tasks.checkpoints import load_task
 from attnlab.tasks.mlm import MASK_MARK
+
+MAX_TOP_K = 1000  # a screenful per mask is already more than anyone reads
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-fill-mask", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text", nargs="*", help=f"texts with {MASK_MARK} (default: one per line on stdin)")
     parser.add_argument("--ckpt", required=True, help="a checkpoint of task=mlm")
-    parser.add_argument("--top-k", type=int, default=5, help="how many tokens per mask")
+    parser.add_argument("--top-k", type=args_.integer(1, MAX_TOP_K), default=5, help=f"how many tokens per mask, 1 to {MAX_TOP_K}")
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error("--top-k must be at least 1")
     try:
         texts = [t for t in (args.text or read_stdin_lines()) if t.strip()]
         if not texts:

@@ -16,14 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
 
+from attnlab import arguments as args_
 from attnlab.errors import AttnlabError
 from attnlab.run.memory import keep_freed_memory
 from attnlab.tasks.checkpoints import load_task
 from attnlab.tasks.translator import TruncatedInputWarning
+
+MAX_BEAM = 256  # a bound on the work (and memory) one sentence may ask for
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def batches(items: List[str], size: int = 64):
@@ -54,22 +59,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-translate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text", nargs="*", help="sentences to translate (default: one per line on stdin)")
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
-    parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
-    parser.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty for beam search")
-    parser.add_argument("--n-best", type=int, default=1, help="print this many beam hypotheses per sentence, as 'score<TAB>translation'")
-    parser.add_argument("--plot", help="save the first sentence's attention heatmap to this PNG file")
+    parser.add_argument("--beam", type=args_.integer(1, MAX_BEAM), default=1, help=f"beam size (1 = greedy; at most {MAX_BEAM})")
+    parser.add_argument("--alpha", type=args_.number(0, 10), default=0.6, help="GNMT length penalty for beam search, 0 to 10")
+    parser.add_argument("--n-best", type=args_.integer(1, MAX_BEAM), default=1, help="print this many beam hypotheses per sentence, as 'score<TAB>translation'")
+    parser.add_argument("--plot", type=args_.output_file(*PLOT_SUFFIXES), help="save the first sentence's attention heatmap to this file (.png, .pdf or .svg)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    if args.beam < 1:
-        parser.error("--beam must be at least 1")
-    if not 1 <= args.n_best <= args.beam:
-        parser.error("--n-best must be between 1 and --beam")
+    if args.n_best > args.beam:
+        parser.error(f"argument --n-best: must be at most --beam ({args.beam}); got {args.n_best}")
+    if args.plot:
+        args_.check_output(parser, "--plot", args.plot, [Path(args.ckpt)])
     try:
         device = torch.device(args.device)
     except RuntimeError as exc:
         parser.error(f"--device {args.device}: {exc}")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device {args.device}: attnlab-translate runs on cpu or cuda[:N]")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no CUDA device is available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        parser.error(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     try:
         lines = args.text or read_stdin_lines()
         if not any(line.strip() for line in lines):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
+from attnlab import arguments as args_
 from attnlab.data.corpus_cache import atomic_writer
 
 CORPUS_VERSION = 2  # bump when the builder's output changes, so cached corpora are rebuilt
@@ -244,17 +245,11 @@ def write_tsv(verses: Iterable[AlignedVerse], out: Path) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m attnlab.data.bible")
-    parser.add_argument("--out", required=True, type=Path, help="TSV file to write (split, book, chapter, verse, es, en)")
+    parser.add_argument("--out", required=True, type=args_.output_file(".tsv"), help="TSV file to write (split, book, chapter, verse, es, en)")
     parser.add_argument("--sword-path", default=None, help="SWORD directory (default: $SWORD_PATH, /usr/share/sword, ~/.sword)")
-    parser.add_argument("--min-strongs-overlap", type=float, default=0.5)
-    parser.add_argument("--max-length-ratio", type=float, default=2.5)
+    parser.add_argument("--min-strongs-overlap", type=args_.number(0, 1, lo_open=True), default=0.5, help="in (0, 1]")
+    parser.add_argument("--max-length-ratio", type=args_.number(1, 100), default=2.5, help="1 to 100")
     args = parser.parse_args(argv)
-    if not 0 < args.min_strongs_overlap <= 1:
-        parser.error(f"--min-strongs-overlap must be in (0, 1]; got {args.min_strongs_overlap}")
-    if not args.max_length_ratio >= 1:
-        parser.error(f"--max-length-ratio must be at least 1; got {args.max_length_ratio}")
-    if args.out.is_dir():
-        parser.error(f"--out {args.out} is a directory; give a file name")
     try:
         verses = build(args.sword_path, args.min_strongs_overlap, args.max_length_ratio)
         count = write_tsv(verses, args.out)

@@ -23,6 +23,7 @@ from attnlab.errors import ConfigError
 from attnlab.models.factory import build_language_model
 from attnlab.metrics import PositionSums
 from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
+from attnlab.tasks.shapes import SPECIALS, TOKENIZER, VOCAB
 
 
 class UnknownCharactersWarning(UserWarning):
@@ -41,8 +42,20 @@ class LanguageModelTask(Task):
         ("test bits/char", "test/bpc", False),
         ("test bits/byte", "test/bpb", False),
     ]
-    checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "tokenizer")
-    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    checkpoint_keys = ("vocab", "tokenizer")
+    hparam_schema = {
+        "vocab": VOCAB,
+        "specials": SPECIALS,
+        "tokenizer": TOKENIZER,
+        "block_size": "int",
+        "test_block_size": "int",
+        "prompt": "str",
+        "num_samples": "int",
+        "sample_tokens": "int",
+        "temperature": "number",
+        "top_k": {"optional": "int"},
+        "top_p": {"optional": "number"},
+    }
     data_kinds = ("stream",)
     curve_axes = {"loss_by_position": ("position", "loss")}
     figure_keys = ("attention/self/example_0",)
@@ -212,6 +225,7 @@ class LanguageModelTask(Task):
         top_p: Optional[float] = None,
         seed: Optional[int] = None,
         use_cache: bool = True,
+        progress: Optional[Callable[[], None]] = None,
     ) -> List[str]:
         """Each prompt continued by ``max_new_tokens`` tokens (the continuation only). The same
         ``seed`` gives the same text."""
@@ -223,7 +237,7 @@ class LanguageModelTask(Task):
             for prompt in prompts:  # prompts differ in length: one at a time
                 ids = torch.tensor([self.encode_prompt(prompt)], device=self.device)
                 # the contexts training saw: positions past block_size were never trained
-                sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache, context=self.hparams.block_size)
+                sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache, context=self.hparams.block_size, progress=progress)
                 out.append(self.decode(sequence[0, ids.size(1):].tolist()))
         finally:
             self.train(was_training)
