@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from attnlab import arguments as args_
 from attnlab.run.results import AXES, FILE_NAME, RunResult
 
 RUN_COLUMNS = [["tokens/s", "tokens_per_sec", True], ["wall time s", "wall_time_s", False]]
@@ -134,7 +135,7 @@ def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
         groups[label(job, with_data, varying)].append(job)
     rows = []
     for name, members in sorted(groups.items()):
-        row = {"config": name, "jobs": members, "seeds": sorted(j.result.seed for j in members), "params": members[0].result.params, "settings": settings_of(members[0])}
+        row = {"config": name, "jobs": members, "seeds": sorted((j.result.seed for j in members), key=lambda s: (s is None, s or 0)), "params": members[0].result.params, "settings": settings_of(members[0])}
         for _, key, _ in columns_of(jobs):
             values = [v for v in (j.result.metric(key) for j in members) if v is not None]
             row[key] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
@@ -341,8 +342,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", nargs="?", type=Path, help="a multirun directory (or any directory of runs)")
     parser.add_argument("--wandb-group", help="ENTITY/PROJECT/GROUP: read the jobs from W&B instead")
-    parser.add_argument("--out", type=Path, help="where report.md goes (default: the sweep directory)")
-    parser.add_argument("--min-bucket", type=int, default=20, help="leave out length buckets with fewer test sentences (default 20)")
+    parser.add_argument("--out", type=args_.output_dir, help="the directory report.md and its plots go to (default: the sweep directory)")
+    parser.add_argument("--min-bucket", type=args_.integer(1, 10**6), default=20, help="leave out length buckets with fewer test sentences (default 20)")
     parser.add_argument("--curve", metavar="KEY", help="plot the first test metric against this swept setting (e.g. data.train_size)")
     parser.add_argument("--baseline", choices=["tfidf-svm"], help="with --curve data.train_size: add a TF-IDF + linear SVM line (scikit-learn)")
     args = parser.parse_args(argv)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from attnlab.schema import Spec, kind_of, validate
+
 AXES = ("arch", "attention", "pos_enc", "data")
 FILE_NAME = "metrics.json"
 
@@ -57,18 +59,24 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "RunResult":
+        """A result from its JSON form; raises ValueError naming the first key of the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a mapping at the top level, got {kind_of(data)}")
         data = dict(data)
         if "choices" not in data:  # attnlab 0.1 wrote the choices and extras at the top level
             data["choices"] = {axis: data.pop(axis, None) for axis in AXES}
             extras = {k: data.pop(k) for k in ("bleu_by_length", "bleu_signature") if k in data}
-            data["extras"] = {**data.get("extras", {}), **extras}
+            data["extras"] = {**(data.get("extras") or {}), **extras}
             data["checkpoint"] = data.pop("best_checkpoint", data.get("checkpoint"))
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        data = {k: v for k, v in data.items() if k in known}
+        for key, value in data.items():
+            check_field(key, value)
+        return cls(**data)
 
     @classmethod
     def read(cls, path: str | Path) -> "RunResult":
-        """Raises ValueError (naming the file) when the file is not a readable result."""
+        """Raises ValueError (naming the file, and the key) when the file is not a readable result."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -76,4 +84,51 @@ class RunResult:
             raise ValueError(f"{path}: unreadable ({exc})") from None
         if not isinstance(data, dict) or "status" not in data:
             raise ValueError(f"{path}: not an attnlab {FILE_NAME} (no status)")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
+# -- the schema of metrics.json, checked on read: a report never meets a value of the wrong type ----
+# (the spec language: attnlab.schema)
+ROW: Spec = {"map": "scalar"}
+CURVE: Spec = {"map": {"list": ROW}}  # {split: [row, ...]}
+BLEU_ROW: Spec = {"record": {"min_len": "number", "n": "int", "bleu": "number", "exact_match": "number", "bucket": "str"}}
+EXTRAS: Spec = {
+    "record": {
+        "bleu_by_length": {"map": {"list": BLEU_ROW}},
+        "data_sizes": {"map": "int"},
+        "train_length_range": {"pair": "number"},
+        "bleu_signature": "str",
+        "precision": "str",
+    }
+}
+SCHEMA: Dict[str, Spec] = {
+    "status": ("ok", "failed"),
+    "kind": ("train", "eval"),
+    "task": {"optional": "str"},
+    "choices": {"map": {"optional": "str"}},
+    "seed": {"optional": "int"},
+    "run_name": {"optional": "str"},
+    "tags": {"list": "scalar"},
+    "overrides": {"list": "str"},
+    "params": {"optional": "int"},
+    "metrics": {"map": {"optional": "number"}},  # NaN included: a diverged evaluation writes it
+    "extras": EXTRAS,
+    "report_columns": {"list": {"row": ["str", "str", "bool"]}},
+    "tokens_per_sec": {"optional": "number"},
+    "wall_time_s": {"optional": "number"},
+    "global_step": {"optional": "int"},
+    "checkpoint": {"optional": "str"},
+    "output_dir": {"optional": "str"},
+    "error": {"optional": "str"},
+}
+def _other_extra(key: str, value: Any) -> Spec:
+    """Any extra the schema does not name: a curve when it has a curve's shape ({split: [rows]})."""
+    looks_like_curve = isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values())
+    return CURVE if looks_like_curve else "any"
+
+
+def check_field(key: str, value: Any) -> None:
+    validate(value, SCHEMA[key], key, _other_extra)

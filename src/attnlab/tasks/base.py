@@ -25,6 +25,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from attnlab.errors import ConfigError
+from attnlab.schema import Spec
 
 # (heading, metric key, higher is better): what a sweep report shows per configuration
 ReportColumn = Tuple[str, str, bool]
@@ -103,9 +104,13 @@ class Task(L.LightningModule):
     prediction_name: ClassVar[str] = "predictions"  # files are <split>_<prediction_name>.txt
     report_columns: ClassVar[List[ReportColumn]] = []
     alignment_kind: ClassVar[Optional[str]] = None  # the attention kind a report draws per configuration
-    checkpoint_keys: ClassVar[Tuple[str, ...]] = ()  # hyperparameters a checkpoint must carry
     data_kinds: ClassVar[Tuple[str, ...]] = ()  # the datamodules (registered names) it reads; empty: any
-    component_keys: ClassVar[Dict[str, str]] = {}  # hyperparameters that are component specs -> their kind
+    # what a checkpoint holds: component specs (checked by the registry), every other hyperparameter
+    # the task writes with its shape (a key not named here is refused on reading), and the ones it
+    # cannot do without besides the model's components
+    component_keys: ClassVar[Dict[str, str]] = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    hparam_schema: ClassVar[Dict[str, Spec]] = {}
+    checkpoint_keys: ClassVar[Tuple[str, ...]] = ()
     # what an evaluation logs besides metrics, as the W&B dashboard (attnlab-dashboard) reads it:
     curve_axes: ClassVar[Dict[str, Tuple[str, str]]] = {}  # curve name -> (x column, y column)
     figure_keys: ClassVar[Tuple[str, ...]] = ()  # images under val/ and test/ (first example's attention, own figures)

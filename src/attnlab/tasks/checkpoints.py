@@ -16,8 +16,19 @@ import torch
 
 from attnlab import components
 from attnlab.errors import AttnlabError, CheckpointError
+from attnlab.schema import SchemaError, validate
+from attnlab.tasks.shapes import MODEL_KEYS
 
 LEGACY_TASK = "translation"  # checkpoints of attnlab 0.1 record no task: they are all translation
+LEGACY_ONLY = ("optimizer", "scheduler")
+
+
+def check_state_dict(state_dict: Any, path: Path) -> None:
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: state_dict must be a mapping of parameter names to tensors, got {type(state_dict).__name__}")
+    for name, value in state_dict.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: state_dict[{name!r}] must be a tensor, got {type(value).__name__}")
 
 
 def read_checkpoint(path: str | Path) -> Dict[str, Any]:
@@ -33,12 +44,16 @@ def read_checkpoint(path: str | Path) -> Dict[str, Any]:
     hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
     if not isinstance(hparams, dict) or "state_dict" not in payload:
         raise CheckpointError(f"{path} is not an attnlab checkpoint (no hyper_parameters and state_dict)")
+    check_state_dict(payload["state_dict"], path)
     task = hparams.get("task", LEGACY_TASK)
     try:
         task_class = components.lookup("task", task, "task")
     except AttnlabError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    missing = [k for k in task_class.checkpoint_keys if k not in hparams]
+    if "task" not in hparams:  # attnlab 0.1 also stored the optimizer and schedule, unused since
+        for key in LEGACY_ONLY:
+            hparams.pop(key, None)
+    missing = [k for k in (*MODEL_KEYS, *task_class.checkpoint_keys) if k not in hparams]
     if missing:
         raise CheckpointError(f"{path} is not an attnlab {task} checkpoint (missing {', '.join(missing)})")
     for key, kind in task_class.component_keys.items():
@@ -47,6 +62,16 @@ def read_checkpoint(path: str | Path) -> Dict[str, Any]:
                 hparams[key] = components.check_spec(hparams[key], key, kind)  # also converts 0.1's form
             except AttnlabError as exc:
                 raise CheckpointError(f"{path}: {exc}") from None
+    schema = {"task": "str", "choices": {"map": {"optional": "str"}}, **task_class.hparam_schema}
+    for key, value in hparams.items():
+        if key in task_class.component_keys:
+            continue
+        if key not in schema:
+            raise CheckpointError(f"{path}: hyper_parameters.{key} is not a key attnlab writes for task={task}; refused")
+        try:
+            validate(value, schema[key], f"hyper_parameters.{key}")
+        except SchemaError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     return payload
 
 

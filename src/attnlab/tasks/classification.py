@@ -28,8 +28,8 @@ from attnlab.models.factory import build_classifier
 import attnlab.tasks.pretrained as hf_pretrained
 from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Heatmap, Task, plain
 from attnlab.tasks.checkpoints import read_checkpoint
+from attnlab.tasks.shapes import MODEL_KEYS, SPECIALS, TOKENIZER, VOCAB
 
-MODEL_KEYS = ("arch", "attention", "pos_enc")
 
 
 def encoder_source(init_from: Optional[str], pretrained: Optional[str]) -> Optional[Dict[str, Any]]:
@@ -55,8 +55,16 @@ class ClassificationTask(Task):
     monitor = "val/acc"
     prediction_name = "predictions"
     report_columns = [("val acc", "val/acc", True), ("test acc", "test/acc", True), ("test macro-F1", "test/macro_f1", True)]
-    checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "labels", "tokenizer")
-    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    checkpoint_keys = ("vocab", "labels", "tokenizer")
+    hparam_schema = {
+        "vocab": VOCAB,
+        "specials": SPECIALS,
+        "labels": {"list": "str"},
+        "tokenizer": TOKENIZER,
+        "pooling": "str",
+        "classifier_dropout": "number",
+        "label_smoothing": "number",
+    }
     data_kinds = ("text",)
     figure_keys = ("confusion_matrix", "attention/self/example_0", "attention/pooling/example_0")
 

@@ -23,6 +23,7 @@ from attnlab.data.vocab import Vocab
 from attnlab.errors import ConfigError
 from attnlab.models.factory import build_masked_lm
 from attnlab.tasks.base import Evaluation, Task, plain
+from attnlab.tasks.shapes import SPECIALS, TOKENIZER, VOCAB
 
 MASK_MARK = "[MASK]"
 IGNORE = -100  # cross_entropy's ignore_index: positions that are not predicted
@@ -80,8 +81,16 @@ class MaskedLMTask(Task):
     monitor_mode = "min"
     prediction_name = "fills"
     report_columns = [("val loss", "val/loss", False), ("test loss", "test/loss", False), ("test acc", "test/acc", True), ("test ppl", "test/ppl", False)]
-    checkpoint_keys = ("arch", "attention", "pos_enc", "vocab", "tokenizer")
-    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    checkpoint_keys = ("vocab", "tokenizer")
+    hparam_schema = {
+        "vocab": VOCAB,
+        "specials": SPECIALS,
+        "tokenizer": TOKENIZER,
+        "mask_prob": "number",
+        "mask_token_prob": "number",
+        "random_token_prob": "number",
+        "whole_word": "bool",
+    }
     data_kinds = ("text",)
 
     def __init__(

@@ -20,6 +20,7 @@ from attnlab.data.vocab import PAD_ID, Vocab
 from attnlab.metrics import CorpusBLEU, CorpusChrF, ExactMatch, bleu_by_length, bleu_signature
 from attnlab.models.factory import build_seq2seq
 from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
+from attnlab.tasks.shapes import TOKENIZER, VOCAB
 from attnlab.tasks.translator import ATTENTION_AXES, Translator, decoding_settings
 
 
@@ -44,8 +45,18 @@ class TranslationTask(Task):
         ("test chrF", "test/chrf", True),
         ("test exact %", "test/exact_match", True),
     ]
-    checkpoint_keys = ("arch", "attention", "pos_enc", "src_vocab", "tgt_vocab")
-    component_keys = {"arch": "arch", "attention": "attention", "pos_enc": "pos_enc", "data": "datamodule"}
+    checkpoint_keys = ("src_vocab", "tgt_vocab")
+    hparam_schema = {
+        "src_vocab": VOCAB,
+        "tgt_vocab": VOCAB,
+        "src_tokenizer": TOKENIZER,
+        "tgt_tokenizer": TOKENIZER,
+        "label_smoothing": "number",
+        "max_len_a": "number",
+        "max_len_b": "int",
+        "decoding": {"map": "scalar"},
+        "length_bucket": {"optional": "int"},
+    }
     data_kinds = ("translation",)
 
     def __init__(

@@ -1,0 +1,10 @@
+"""The shapes of the hyperparameters several tasks store in their checkpoints (in
+:mod:`attnlab.schema`'s language). Apart from the tasks, so that reading a checkpoint refuses a bad
+one before Lightning is imported."""
+
+from attnlab.schema import Spec
+
+MODEL_KEYS = ("arch", "attention", "pos_enc")  # the component specs that rebuild the model
+VOCAB: Spec = {"list": "str"}
+SPECIALS: Spec = {"optional": {"map": "str"}}
+TOKENIZER: Spec = {"either": ["str", {"strict": {"kind": "str", "model": {"optional": "str"}}}]}
