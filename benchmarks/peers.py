@@ -50,7 +50,7 @@ from torch import nn
 from attnlab.dropout import dropout_implementation
 from attnlab.models.factory import build_seq2seq
 from attnlab.run.memory import keep_freed_memory
-from attnlab.run.setup import config_spec
+from attnlab.run.checks import config_spec
 
 V, D, LAYERS, HEADS, FF, P, B, T, PAD = 8000, 256, 3, 4, 1024, 0.1, 64, 32, 0
 OVERRIDES = [f"arch.d_model={D}", f"arch.d_ff={FF}", f"arch.num_encoder_layers={LAYERS}", f"arch.num_decoder_layers={LAYERS}", f"arch.dropout={P}", f"attention.num_heads={HEADS}", f"attention.dropout={P}"]

@@ -16,7 +16,7 @@ from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder
 from attnlab.run.memory import keep_freed_memory
 from attnlab.run.results import AXES, RunResult
-from attnlab.run.setup import config_spec
+from attnlab.run.checks import config_spec
 from attnlab.tasks.checkpoints import load_task
 from attnlab.tasks.translator import decoding_settings
 

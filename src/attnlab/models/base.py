@@ -11,8 +11,9 @@ Attention weights come back as a dict from a name (``cross``, ``encoder_self``,
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -93,6 +94,19 @@ class LanguageModel(nn.Module):
 
     def step(self, tokens: Tensor, state: Any) -> Tuple[Tensor, Any]:
         raise NotImplementedError
+
+
+@contextmanager
+def inference(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (no dropout) and no gradients inside the block; the module's own mode after it,
+    so samples drawn in the middle of training leave it training."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
 
 
 def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
 from attnlab import components
@@ -67,3 +68,19 @@ def build_language_model(arch: Mapping[str, Any], attention: Mapping[str, Any], 
         pad_id=pad_id,
         **arch_factory.keywords,
     )
+
+
+def dry_build(task: Any, arch: Mapping[str, Any], attention: Mapping[str, Any], pos_enc: Mapping[str, Any], pooling: Any = None) -> None:
+    """Build the model of ``task`` (translation, classification, mlm, lm; another name: nothing)
+    on the meta device with a toy vocabulary, for the errors its components raise when they do
+    not fit together."""
+    vocab, pad = 8, 0
+    builders = {
+        "translation": lambda: build_seq2seq(arch, attention, pos_enc, vocab, vocab, pad),
+        "classification": lambda: build_classifier(arch, attention, pos_enc, vocab, 2, pad, pooling or "attention", 0.0),
+        "mlm": lambda: build_masked_lm(arch, attention, pos_enc, vocab, pad),
+        "lm": lambda: build_language_model(arch, attention, pos_enc, vocab, pad),
+    }
+    if task in builders:
+        with torch.device("meta"):
+            builders[task]()

@@ -51,6 +51,30 @@ class TokenThroughput(L.Callback):
         pl_module.log("train/tokens_per_sec", self.tokens_per_sec, on_step=True, on_epoch=False, batch_size=1)
 
 
+class EarlyStopping(L.pytorch.callbacks.EarlyStopping):
+    """Lightning's early stopping, except that a check before any validation has run is no check.
+
+    A run shorter than one validation interval (``trainer.max_steps=5`` on a long epoch) reaches
+    the end of its epoch without the monitored metric, and Lightning's strict mode stops it there
+    with a traceback; the pipeline validates such a run once at its end instead. Once a validation
+    has run, a monitor that is missing is still the error it was (a mistyped ``task.monitor``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated = True
+        super().on_validation_end(trainer, pl_module)
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if not self.validated and self.monitor not in trainer.callback_metrics:
+            return
+        super()._run_early_stopping_check(trainer)
+
+
 class EvaluationRecorder(EvaluationCallback):
     """Keeps the latest evaluation of each split for the run's result, and writes its predictions
     to ``<split>_<task.prediction_name>.txt`` in the run directory (rank 0 only).

@@ -11,7 +11,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab.errors import ConfigError
+from attnlab import components
+from attnlab.arguments import SEED_MAX
+from attnlab.errors import AttnlabError, ConfigError
 
 Rule = Tuple[Callable[[Any], bool], str]  # (accepts the value, what the value must be)
 
@@ -33,6 +35,17 @@ PROBABILITY: Rule = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
 FRACTION: Rule = (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
 OPEN_UNIT: Rule = (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
 INTEGER: Rule = (_integer, "an integer")
+SEED: Rule = (lambda v: _integer(v) and 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]")
+STEPS: Rule = (lambda v: _integer(v) and (v >= 1 or v == -1), "a positive integer (or -1: no limit); train=false evaluates without training")
+
+
+def up_to(limit: int) -> Rule:
+    """A positive integer no larger than ``limit``: sizes past it would exhaust memory before the
+    first step, with a traceback from deep inside torch."""
+    return (lambda v: _integer(v) and 0 < v <= limit, f"a positive integer up to {limit}")
+
+
+WIDTH, DEPTH = up_to(65536), up_to(1024)
 BOOLEAN: Rule = (lambda v: isinstance(v, bool), "true or false")
 
 
@@ -43,14 +56,14 @@ def optional(rule: Rule) -> Rule:
 
 # every numeric key a user types, wherever it lives; keys a config does not have are skipped
 TRAIN_RULES: Dict[str, Rule] = {
-    "seed": INTEGER,
+    "seed": SEED,
     "keep_freed_memory": BOOLEAN,
-    "data.seed": INTEGER,
+    "data.seed": SEED,
     "data.batch_size": POSITIVE_INT,
     "data.eval_batch_size": POSITIVE_INT,
     "data.max_tokens": optional(POSITIVE_INT),
     "data.eval_max_tokens": optional(POSITIVE_INT),
-    "data.block_size": POSITIVE_INT,
+    "data.block_size": up_to(1 << 20),
     "data.test_block_size": optional(POSITIVE_INT),
     "data.num_workers": NON_NEGATIVE_INT,
     "data.max_len": (lambda v: _integer(v) and v >= 3, "an integer >= 3 (<bos>, a token, <eos>)"),
@@ -61,21 +74,21 @@ TRAIN_RULES: Dict[str, Rule] = {
     "data.corpus.test_size": POSITIVE_INT,
     "data.corpus.max_digits": POSITIVE_INT,
     "data.corpus.train_max_digits": optional(POSITIVE_INT),
-    "data.bpe.vocab_size": POSITIVE_INT,
+    "data.bpe.vocab_size": up_to(1 << 20),
     "data.bpe.min_frequency": POSITIVE_INT,
-    "arch.d_model": POSITIVE_INT,
-    "arch.emb_dim": POSITIVE_INT,
-    "arch.d_ff": POSITIVE_INT,
-    "arch.num_layers": POSITIVE_INT,
-    "arch.num_encoder_layers": POSITIVE_INT,
-    "arch.num_decoder_layers": POSITIVE_INT,
+    "arch.d_model": WIDTH,
+    "arch.emb_dim": WIDTH,
+    "arch.d_ff": up_to(1 << 18),
+    "arch.num_layers": DEPTH,
+    "arch.num_encoder_layers": DEPTH,
+    "arch.num_decoder_layers": DEPTH,
     "arch.dropout": PROBABILITY,
-    "attention.num_heads": POSITIVE_INT,
-    "attention.num_kv_heads": optional(POSITIVE_INT),
-    "attention.d_attn": optional(POSITIVE_INT),
+    "attention.num_heads": DEPTH,
+    "attention.num_kv_heads": optional(DEPTH),
+    "attention.d_attn": optional(WIDTH),
     "attention.max_chunk_elements": optional(POSITIVE_INT),
     "attention.dropout": PROBABILITY,
-    "pos_enc.max_len": POSITIVE_INT,
+    "pos_enc.max_len": up_to(1 << 20),
     "pos_enc.dropout": PROBABILITY,
     "pos_enc.base": POSITIVE,
     "pos_enc.num_buckets": (lambda v: _integer(v) and v >= 4, "an integer >= 4"),
@@ -88,7 +101,7 @@ TRAIN_RULES: Dict[str, Rule] = {
     "task.label_smoothing": PROBABILITY,
     "task.max_len_a": NON_NEGATIVE,
     "task.max_len_b": NON_NEGATIVE_INT,
-    "task.decoding.beam_size": POSITIVE_INT,
+    "task.decoding.beam_size": up_to(256),
     "task.decoding.alpha": NON_NEGATIVE,
     "task.length_bucket": POSITIVE_INT,
     "task.classifier_dropout": PROBABILITY,
@@ -101,9 +114,9 @@ TRAIN_RULES: Dict[str, Rule] = {
     "task.top_p": optional((lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]")),
     "task.mask_token_prob": FRACTION,
     "task.random_token_prob": FRACTION,
-    "trainer.max_epochs": optional(EPOCHS),
+    "trainer.max_epochs": optional(STEPS),
     "trainer.min_epochs": optional(NON_NEGATIVE_INT),
-    "trainer.max_steps": EPOCHS,
+    "trainer.max_steps": STEPS,
     "trainer.accumulate_grad_batches": POSITIVE_INT,
     "trainer.gradient_clip_val": optional(NON_NEGATIVE),
     "trainer.check_val_every_n_epoch": optional(POSITIVE_INT),
@@ -115,8 +128,8 @@ TRAIN_RULES: Dict[str, Rule] = {
     "callbacks.eval_artifacts.num_heatmaps": NON_NEGATIVE_INT,
 }
 EVAL_RULES: Dict[str, Rule] = {
-    "seed": INTEGER,
-    "decoding.beam_size": optional(POSITIVE_INT),
+    "seed": SEED,
+    "decoding.beam_size": optional(up_to(256)),
     "decoding.alpha": optional(NON_NEGATIVE),
 }
 _ABSENT = object()
@@ -170,3 +183,28 @@ def check_model_config(cfg: DictConfig, longest_sequence: Optional[int] = None, 
             f"pos_enc.max_len={max_len} is shorter than the longest sequence of data={data_name} "
             f"({longest_sequence} tokens); raise pos_enc.max_len to at least {longest_sequence}"
         )
+
+
+def config_spec(node: DictConfig, key: str) -> Dict[str, Any]:
+    """A composed config group as a component spec (what checkpoints store)."""
+    try:
+        return components.spec_from_config(OmegaConf.to_container(node, resolve=True), key)
+    except AttnlabError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_model_builds(cfg: DictConfig) -> None:
+    """The model's components fit together (attention=none in a transformer, rotary positions
+    without dot-product scores, key/value heads that do not divide the heads, ...): the task's
+    model is built once on the meta device (no memory, no weights) with a toy vocabulary, so
+    such a setting fails in about a second, before Lightning and the data are loaded."""
+    from attnlab.models.factory import dry_build
+
+    task = OmegaConf.select(cfg, "choices.task", default=None)
+    specs = {key: config_spec(cfg[key], key) for key in ("arch", "attention", "pos_enc")}
+    try:
+        dry_build(task, **specs, pooling=OmegaConf.select(cfg, "task.pooling", default=None))
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, AttnlabError):
+            raise
+        raise ConfigError(str(exc)) from None

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import lightning as L
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities import rank_zero_info
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 
@@ -20,12 +21,12 @@ from attnlab import components
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
 from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
-from attnlab.run.checks import check_config, check_model_config
+from attnlab.run.checks import check_config, check_model_config, config_spec
 from attnlab.run import precision
 from attnlab.run.job import base_result, choices
 from attnlab.run.memory import keep_freed_memory
 from attnlab.run.results import RunResult
-from attnlab.run.setup import config_spec, experiment_summary, instantiate_callbacks, instantiate_loggers
+from attnlab.run.setup import experiment_summary, instantiate_callbacks, instantiate_loggers
 from attnlab.run.wandb_setup import finish_wandb
 from attnlab.tasks.base import Task
 from attnlab.tasks.checkpoints import check_compatible, read_checkpoint
@@ -149,6 +150,10 @@ def train(cfg: DictConfig) -> RunResult:
 
         if cfg.get("train", True):
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            if "val" not in recorder.latest and not trainer.interrupted:
+                # fewer steps than one validation interval: the run's val metrics come from its end
+                rank_zero_info(f"attnlab: no validation ran during training ({trainer.global_step} steps, fewer than one validation interval): validating the final weights once")
+                trainer.validate(task, datamodule=datamodule, verbose=False)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
             trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)

@@ -11,19 +11,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from attnlab import components
-from attnlab.errors import AttnlabError, ConfigError
 from attnlab.run.job import choices, sweep_group
 from attnlab.run.results import AXES
 from attnlab.run.wandb_setup import ensure_wandb_mode
-
-
-def config_spec(node: DictConfig, key: str) -> Dict[str, Any]:
-    """A composed config group as a component spec (what checkpoints store)."""
-    try:
-        return components.spec_from_config(OmegaConf.to_container(node, resolve=True), key)
-    except AttnlabError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def choice_tags(cfg: DictConfig) -> List[str]:

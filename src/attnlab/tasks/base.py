@@ -16,7 +16,7 @@ the W&B/TensorBoard artifacts). Nothing reads results off the task from outside.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import lightning as L
 import numpy as np
@@ -26,6 +26,8 @@ from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from attnlab.errors import ConfigError
 from attnlab.schema import Spec
+
+DECAY_RULES = ("matrices", "all")  # task.decay: which parameters weight decay applies to
 
 # (heading, metric key, higher is better): what a sweep report shows per configuration
 ReportColumn = Tuple[str, str, bool]
@@ -105,6 +107,9 @@ class Task(L.LightningModule):
     report_columns: ClassVar[List[ReportColumn]] = []
     alignment_kind: ClassVar[Optional[str]] = None  # the attention kind a report draws per configuration
     data_kinds: ClassVar[Tuple[str, ...]] = ()  # the datamodules (registered names) it reads; empty: any
+    # hyperparameter -> how to read it off the set-up datamodule (vocabularies, tokenizers, labels)
+    data_fields: ClassVar[Dict[str, Callable[[Any], Any]]] = {}
+    batch_key: ClassVar[str] = "tokens"  # the batch's (B, ...) tensor that says how many examples it holds
     # what a checkpoint holds: component specs (checked by the registry), every other hyperparameter
     # the task writes with its shape (a key not named here is refused on reading), and the ones it
     # cannot do without besides the model's components
@@ -121,10 +126,14 @@ class Task(L.LightningModule):
         scheduler: Optional[Callable] = None,
         monitor: Optional[str] = None,
         monitor_mode: Optional[str] = None,
+        decay: str = "matrices",
     ):
         super().__init__()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        if decay not in DECAY_RULES:
+            raise ConfigError(f"task.decay must be one of {', '.join(DECAY_RULES)}; got {decay!r}")
+        self.decay = decay
         if monitor is not None:  # task.monitor in the config: another metric than the task's default
             self.monitor = monitor
         if monitor_mode is not None:
@@ -143,11 +152,12 @@ class Task(L.LightningModule):
     @classmethod
     def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
         """Constructor arguments that come from the set-up data (vocabularies, tokenizers, labels)."""
-        return {}
+        return {key: field(datamodule) for key, field in cls.data_fields.items()}
 
     def data_overrides(self) -> Dict[str, Any]:
-        """Datamodule arguments that make data match this trained model (its vocabularies)."""
-        return {}
+        """Datamodule arguments that make data match this trained model (its vocabularies): the
+        same keys, from the checkpoint."""
+        return {key: self.hparams[key] for key in self.data_fields}
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -174,13 +184,32 @@ class Task(L.LightningModule):
             return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def optimizer_parameters(self):
-        """What the optimizer updates: parameters, or parameter groups with their own settings."""
-        return self.parameters()
+    def optimizer_parameters(self) -> List[Dict[str, Any]]:
+        """What the optimizer updates, as parameter groups (a task may split them further, e.g.
+        a smaller learning rate for a pretrained encoder, through :meth:`decay_groups`)."""
+        return self.decay_groups(p for p in self.parameters() if p.requires_grad)
+
+    def decay_groups(self, parameters: Iterable[torch.Tensor], **settings: Any) -> List[Dict[str, Any]]:
+        """``parameters`` split for weight decay: with ``task.decay=matrices`` (the default) only
+        weight matrices and embedding tables (>= 2-D) decay, at task.optimizer.weight_decay, and
+        biases and norm gains do not, as nanoGPT, BERT and Hugging Face's Trainer do (decay pulls
+        a gain towards 0, not towards its neutral 1); ``all`` decays every parameter."""
+        parameters = list(parameters)
+        if self.decay == "all":
+            return [{"params": parameters, **settings}] if parameters else []
+        matrices = [p for p in parameters if p.ndim >= 2]
+        vectors = [p for p in parameters if p.ndim < 2]
+        groups = [{"params": matrices, **settings}, {"params": vectors, **settings, "weight_decay": 0.0}]
+        return [group for group in groups if group["params"]]
 
     def loss(self, batch: Any):
         """The training loss of a batch (``training_step`` logs it; benchmarks call it alone)."""
         raise NotImplementedError
+
+    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].size(0))
+        return loss
 
     def batch_tokens(self, batch: Any) -> int:
         """Tokens a training batch holds (for tokens/s)."""

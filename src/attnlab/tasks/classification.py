@@ -24,11 +24,12 @@ from attnlab import components
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import Vocab
 from attnlab.errors import ConfigError
+from attnlab.models.base import inference
 from attnlab.models.factory import build_classifier
 import attnlab.tasks.pretrained as hf_pretrained
 from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Heatmap, Task, plain
 from attnlab.tasks.checkpoints import read_checkpoint
-from attnlab.tasks.shapes import MODEL_KEYS, SPECIALS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import MODEL_KEYS, SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
 
 
 
@@ -55,6 +56,7 @@ class ClassificationTask(Task):
     monitor = "val/acc"
     prediction_name = "predictions"
     report_columns = [("val acc", "val/acc", True), ("test acc", "test/acc", True), ("test macro-F1", "test/macro_f1", True)]
+    data_fields = {**TEXT_FIELDS, "labels": lambda dm: dm.labels}
     checkpoint_keys = ("vocab", "labels", "tokenizer")
     hparam_schema = {
         "vocab": VOCAB,
@@ -90,9 +92,10 @@ class ClassificationTask(Task):
         scheduler: Optional[Callable] = None,
         monitor: Optional[str] = None,
         monitor_mode: Optional[str] = None,
+        decay: str = "matrices",
         compile: bool = False,
     ):
-        super().__init__(optimizer, scheduler, monitor, monitor_mode)
+        super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
         source = encoder_source(init_from, pretrained)
         specs = {"arch": arch, "attention": attention, "pos_enc": pos_enc}
         if source is not None:
@@ -146,32 +149,20 @@ class ClassificationTask(Task):
         source = encoder_source(task_cfg.get("init_from"), task_cfg.get("pretrained"))
         return {} if source is None else {"tokenizer": source["tokenizer"], "vocab": source["vocab"], "specials": source["specials"]}
 
-    @classmethod
-    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
-        return {"vocab": datamodule.vocab.tokens, "specials": datamodule.vocab.specials, "labels": datamodule.labels, "tokenizer": datamodule.tokenizer.spec}
-
-    def data_overrides(self) -> Dict[str, Any]:
-        return {key: self.hparams[key] for key in ("vocab", "specials", "labels", "tokenizer")}
-
     def optimizer_parameters(self):
         head = [p for name, p in self.named_parameters() if not name.startswith("model.encoder.") and p.requires_grad]
         encoder = [p for p in self.model.encoder.parameters() if p.requires_grad]
         if self.encoder_lr_scale == 1.0 or not encoder:
-            return head + encoder
+            return self.decay_groups(head + encoder)
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
         if lr is None:
             raise ConfigError("task.encoder_lr_scale needs task.optimizer.lr")
-        return [{"params": encoder, "lr": lr * self.encoder_lr_scale}, {"params": head}]
+        return self.decay_groups(encoder, lr=lr * self.encoder_lr_scale) + self.decay_groups(head)
 
     # -- training -----------------------------------------------------------------------------------
     def loss(self, batch: Dict[str, Any]) -> torch.Tensor:
         logits = self.model(batch["tokens"])  # (B, C)
         return F.cross_entropy(logits, batch["labels"], label_smoothing=self.hparams.label_smoothing)
-
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
-        return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:
         return int(batch["tokens"].ne(self.vocab.pad_id).sum())
@@ -219,28 +210,18 @@ class ClassificationTask(Task):
             out[i, : len(row)] = torch.tensor(row)
         return out
 
-    @torch.no_grad()
     def predict(self, texts: Sequence[str]) -> List[Dict[str, float]]:
         """Per text, every label's probability."""
-        was_training = self.training
-        self.eval()
-        try:
+        with inference(self):
             probs = torch.softmax(self.model(self.encode(texts)).float(), dim=-1).tolist()
-        finally:
-            self.train(was_training)
         return [dict(zip(self.hparams.labels, row)) for row in probs]
 
-    @torch.no_grad()
     def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
         """Which words each word attends to (every layer and head of self-attention; the lesson's
         coreference picture), and which words the pooling query read."""
-        was_training = self.training
-        self.eval()
-        try:
+        with inference(self):
             tokens = self.encode(inputs, max_len=self.model.encoder.pos.max_len or 512)
             logits, weights = self.model.classify(tokens, need_weights=True)
-        finally:
-            self.train(was_training)
         examples = []
         for i, text in enumerate(inputs):
             ids = [t for t in tokens[i].tolist() if t != self.vocab.pad_id]

@@ -20,10 +20,11 @@ from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import Vocab
 from attnlab.decoding import generate
 from attnlab.errors import ConfigError
+from attnlab.models.base import inference
 from attnlab.models.factory import build_language_model
 from attnlab.metrics import PositionSums
 from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
-from attnlab.tasks.shapes import SPECIALS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
 
 
 class UnknownCharactersWarning(UserWarning):
@@ -42,6 +43,7 @@ class LanguageModelTask(Task):
         ("test bits/char", "test/bpc", False),
         ("test bits/byte", "test/bpb", False),
     ]
+    data_fields = {**TEXT_FIELDS, "block_size": lambda dm: dm.block_size, "test_block_size": lambda dm: dm.test_block_size}
     checkpoint_keys = ("vocab", "tokenizer")
     hparam_schema = {
         "vocab": VOCAB,
@@ -82,9 +84,10 @@ class LanguageModelTask(Task):
         scheduler: Optional[Callable] = None,
         monitor: Optional[str] = None,
         monitor_mode: Optional[str] = None,
+        decay: str = "matrices",
         compile: bool = False,
     ):
-        super().__init__(optimizer, scheduler, monitor, monitor_mode)
+        super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
         self.save_hyperparameters(
             {
                 "task": self.name,
@@ -123,18 +126,6 @@ class LanguageModelTask(Task):
             return 0
         return len(token.replace("▁", " ").encode("utf-8"))
 
-    @classmethod
-    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
-        return {
-            "vocab": datamodule.vocab.tokens,
-            "specials": datamodule.vocab.specials,
-            "tokenizer": datamodule.tokenizer.spec,
-            "block_size": datamodule.block_size,
-            "test_block_size": datamodule.test_block_size,
-        }
-
-    def data_overrides(self) -> Dict[str, Any]:
-        return {key: self.hparams[key] for key in ("vocab", "specials", "tokenizer", "block_size", "test_block_size")}
 
     # -- training ---------------------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -145,11 +136,6 @@ class LanguageModelTask(Task):
         blocks = batch["tokens"]
         logits = self(blocks[:, :-1])  # (B, block, V)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), blocks[:, 1:].reshape(-1))
-
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
-        return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:
         return batch["tokens"][:, 1:].numel()
@@ -215,7 +201,6 @@ class LanguageModelTask(Task):
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.detokenize([self.vocab.tokens[i] for i in ids if i not in self.vocab.special_ids])
 
-    @torch.no_grad()
     def generate(
         self,
         prompts: Sequence[str],
@@ -229,9 +214,7 @@ class LanguageModelTask(Task):
     ) -> List[str]:
         """Each prompt continued by ``max_new_tokens`` tokens (the continuation only). The same
         ``seed`` gives the same text."""
-        was_training = self.training
-        self.eval()
-        try:
+        with inference(self):
             generator = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
             out = []
             for prompt in prompts:  # prompts differ in length: one at a time
@@ -239,16 +222,11 @@ class LanguageModelTask(Task):
                 # the contexts training saw: positions past block_size were never trained
                 sequence = generate(self.model, ids, max_new_tokens, temperature, top_k, top_p, generator, use_cache, context=self.hparams.block_size, progress=progress)
                 out.append(self.decode(sequence[0, ids.size(1):].tolist()))
-        finally:
-            self.train(was_training)
         return out
 
-    @torch.no_grad()
     def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
         """Which earlier characters each character attends to, in every layer and head."""
-        was_training = self.training
-        self.eval()
-        try:
+        with inference(self):
             examples = []
             for text in inputs:
                 ids = self.encode_prompt(text)[-self.hparams.block_size :]
@@ -258,6 +236,4 @@ class LanguageModelTask(Task):
                 if "self" in weights and weights["self"] and weights["self"][0] is not None:
                     maps = {"self": AttentionMap([w[0].float().cpu().numpy() for w in weights["self"]], labels, labels)}
                     examples.append(AttentionExample(text[:40], maps))
-        finally:
-            self.train(was_training)
         return examples

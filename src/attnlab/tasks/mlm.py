@@ -21,9 +21,10 @@ from attnlab import components
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import Vocab
 from attnlab.errors import ConfigError
+from attnlab.models.base import inference
 from attnlab.models.factory import build_masked_lm
 from attnlab.tasks.base import Evaluation, Task, plain
-from attnlab.tasks.shapes import SPECIALS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
 
 MASK_MARK = "[MASK]"
 IGNORE = -100  # cross_entropy's ignore_index: positions that are not predicted
@@ -81,6 +82,7 @@ class MaskedLMTask(Task):
     monitor_mode = "min"
     prediction_name = "fills"
     report_columns = [("val loss", "val/loss", False), ("test loss", "test/loss", False), ("test acc", "test/acc", True), ("test ppl", "test/ppl", False)]
+    data_fields = TEXT_FIELDS
     checkpoint_keys = ("vocab", "tokenizer")
     hparam_schema = {
         "vocab": VOCAB,
@@ -111,9 +113,10 @@ class MaskedLMTask(Task):
         scheduler: Optional[Callable] = None,
         monitor: Optional[str] = None,
         monitor_mode: Optional[str] = None,
+        decay: str = "matrices",
         compile: bool = False,
     ):
-        super().__init__(optimizer, scheduler, monitor, monitor_mode)
+        super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
         if not 0 < mask_prob < 1:
             raise ConfigError(f"task.mask_prob={mask_prob} must be in (0, 1)")
         if mask_token_prob < 0 or random_token_prob < 0 or mask_token_prob + random_token_prob > 1:
@@ -147,13 +150,6 @@ class MaskedLMTask(Task):
         self.loss_metric, self.accuracy = MeanMetric(), MeanMetric()
         self._rows: List[tuple] = []
 
-    @classmethod
-    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
-        return {"vocab": datamodule.vocab.tokens, "specials": datamodule.vocab.specials, "tokenizer": datamodule.tokenizer.spec}
-
-    def data_overrides(self) -> Dict[str, Any]:
-        return {key: self.hparams[key] for key in ("vocab", "specials", "tokenizer")}
-
     def _maskable(self, tokens: torch.Tensor) -> torch.Tensor:
         special = torch.zeros_like(tokens, dtype=torch.bool)
         for i in self.vocab.special_ids:
@@ -179,11 +175,6 @@ class MaskedLMTask(Task):
         """Cross-entropy on the positions chosen by a fresh masking of the batch."""
         inputs, targets = self._mask(batch)
         return self._loss(inputs, targets)[0]
-
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].size(0))
-        return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:
         return int(batch["tokens"].ne(self.vocab.pad_id).sum())
@@ -242,14 +233,11 @@ class MaskedLMTask(Task):
         token = self.vocab.tokens[token_id]
         return token[1:] if token.startswith("▁") and len(token) > 1 else token[2:] if token.startswith("##") else token
 
-    @torch.no_grad()
     def fill_mask(self, texts: Sequence[str], top_k: int = 5) -> List[List[List[Tuple[str, float]]]]:
         """Per text, per ``[MASK]`` in it, the ``top_k`` (token, probability) pairs, best first."""
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1; got {top_k}")
-        was_training = self.training
-        self.eval()
-        try:
+        with inference(self):
             out = []
             for text in texts:
                 ids = torch.tensor([self.encode_with_masks(text)], device=self.device)
@@ -261,6 +249,4 @@ class MaskedLMTask(Task):
                     probs[:, special] = 0.0  # a fill is a word, never <pad> or <mask>
                 best = probs.topk(min(top_k, probs.size(-1)), dim=-1)
                 out.append([[(self.display(int(i)), float(p)) for p, i in zip(ps, ix)] for ps, ix in zip(best.values, best.indices)])
-        finally:
-            self.train(was_training)
         return out

@@ -8,3 +8,10 @@ MODEL_KEYS = ("arch", "attention", "pos_enc")  # the component specs that rebuil
 VOCAB: Spec = {"list": "str"}
 SPECIALS: Spec = {"optional": {"map": "str"}}
 TOKENIZER: Spec = {"either": ["str", {"strict": {"kind": "str", "model": {"optional": "str"}}}]}
+
+# what a text task takes from its data (Task.data_fields)
+TEXT_FIELDS = {
+    "vocab": lambda dm: dm.vocab.tokens,
+    "specials": lambda dm: dm.vocab.specials,
+    "tokenizer": lambda dm: dm.tokenizer.spec,
+}

@@ -45,6 +45,14 @@ class TranslationTask(Task):
         ("test chrF", "test/chrf", True),
         ("test exact %", "test/exact_match", True),
     ]
+    batch_key = "src"
+    # what comes from the data: the constructor's arguments, and what eval.py gives the data back
+    data_fields = {
+        "src_vocab": lambda dm: dm.src_vocab.tokens,
+        "tgt_vocab": lambda dm: dm.tgt_vocab.tokens,
+        "src_tokenizer": lambda dm: dm.src_tokenizer.spec,
+        "tgt_tokenizer": lambda dm: dm.tgt_tokenizer.spec,
+    }
     checkpoint_keys = ("src_vocab", "tgt_vocab")
     hparam_schema = {
         "src_vocab": VOCAB,
@@ -79,9 +87,10 @@ class TranslationTask(Task):
         scheduler: Optional[Callable] = None,
         monitor: Optional[str] = None,
         monitor_mode: Optional[str] = None,
+        decay: str = "matrices",
         compile: bool = False,
     ):
-        super().__init__(optimizer, scheduler, monitor, monitor_mode)
+        super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
         self.save_hyperparameters(
             {
                 "task": self.name,
@@ -119,18 +128,6 @@ class TranslationTask(Task):
         self.bleu, self.chrf, self.exact_match = CorpusBLEU(), CorpusChrF(), ExactMatch()
         self._records: List[EvalRecord] = []
 
-    @classmethod
-    def data_inputs(cls, datamodule: Any) -> Dict[str, Any]:
-        return {
-            "src_vocab": datamodule.src_vocab.tokens,
-            "tgt_vocab": datamodule.tgt_vocab.tokens,
-            "src_tokenizer": datamodule.src_tokenizer.spec,
-            "tgt_tokenizer": datamodule.tgt_tokenizer.spec,
-        }
-
-    def data_overrides(self) -> Dict[str, Any]:
-        """The checkpoint's own vocabularies and tokenizers (a trained BPE included)."""
-        return {key: self.hparams[key] for key in ("src_vocab", "tgt_vocab", "src_tokenizer", "tgt_tokenizer")}
 
     # -- training ---------------------------------------------------------------------------
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
@@ -143,11 +140,6 @@ class TranslationTask(Task):
         return F.cross_entropy(
             logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD_ID, label_smoothing=self.hparams.label_smoothing
         )
-
-    def training_step(self, batch: Dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
-        return loss
 
     def batch_tokens(self, batch: Dict[str, Any]) -> int:
         """Source tokens plus target tokens the decoder predicts (no padding)."""

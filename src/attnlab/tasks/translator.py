@@ -20,7 +20,7 @@ import torch
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import BOS_ID, EOS_ID, PAD_ID, Vocab
 from attnlab.decoding import beam_search, greedy_decode
-from attnlab.models.base import Seq2Seq
+from attnlab.models.base import Seq2Seq, inference
 
 class TruncatedInputWarning(UserWarning):
     """A source longer than the model can read was cut."""
@@ -121,13 +121,8 @@ class Translator:
         return [self.detokenize(row) for row in rows]
 
     def _in_eval_mode(self, fn):
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                return fn()
-        finally:
-            self.model.train(was_training)
+        with inference(self.model):
+            return fn()
 
     def translate(self, sentences: Sequence[str], decoding: Optional[Mapping[str, Any]] = None) -> List[str]:
         """Translate raw source sentences."""
