@@ -35,7 +35,7 @@ def refuse_missing_resume_dir(argv) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from attnlab.errors import AttnlabError
-    from attnlab.run.checks import check_config, check_model_builds, check_model_config
+    from attnlab.run.checks import check_config, check_model_builds
     from attnlab.run.console import user_error
     from attnlab.run.job import is_multirun, record_failure
 
@@ -43,7 +43,6 @@ def main(cfg: DictConfig) -> float | None:
     try:
         # before Lightning is even imported: a typo or a misfit of components costs a second
         check_config(cfg)
-        check_model_config(cfg)
         check_model_builds(cfg)
         from attnlab.run.distributed import prepare_ddp_job
         from attnlab.run.pipeline import train

@@ -334,7 +334,8 @@ class MultiHeadAttention(Attention):
         super().__init__(d_model, dropout, position_hook)
         if d_model % num_heads != 0:
             raise ValueError(
-                f"model width {d_model} is not divisible by attention.num_heads={num_heads}"
+                f"arch.d_model={d_model} is not divisible by attention.num_heads={num_heads}: "
+                "each head gets d_model / num_heads dimensions"
             )
         num_kv_heads = num_kv_heads or num_heads
         if num_heads % num_kv_heads != 0:
