@@ -3,17 +3,23 @@ one clear line on stderr that names the key, file or line, the right exit code, 
 and nothing lost or created that should not be.
 
 The table holds (name, command, stdin, expected fragment of stderr, exit code). New entry points
-join the table. The commands run two at a time in a module fixture; each case is its own test.
+join the table. train.py and eval.py run as processes (Hydra's command line is what they test),
+two at a time in a module fixture; the console tools run in this process through their
+``main(argv)``, with stdin, stdout and stderr redirected and any escaping exception written to
+stderr as its traceback, so a crash still fails its case. Each case is its own test.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import importlib
 import io
 import json
 import os
 import subprocess
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +29,15 @@ import pytest
 import torch
 
 from attnlab.run.pipeline import train
+from attnlab.run.results import RunResult
 from tests.helpers import BIN, ROOT, TINY, TINY_ARCH, compose_config
 
 PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
-TRANSLATE, AVERAGE, REPORT = [str(BIN / "attnlab-translate")], [str(BIN / "attnlab-average")], [str(BIN / "attnlab-report")]
-FILL_MASK, GENERATE = [str(BIN / "attnlab-fill-mask")], [str(BIN / "attnlab-generate")]
-BIBLE = [PY, "-m", "attnlab.data.bible"]
+# the console tools, run in-process: "module:" then the arguments
+TRANSLATE, AVERAGE, REPORT = ["attnlab.cli.translate:"], ["attnlab.cli.average:"], ["attnlab.cli.report:"]
+FILL_MASK, GENERATE, DASHBOARD = ["attnlab.cli.fill_mask:"], ["attnlab.cli.generate:"], ["attnlab.cli.dashboard:"]
+BIBLE = ["attnlab.data.bible:"]
 
 
 class CreatesFile:
@@ -80,6 +88,24 @@ def ws(tmp_path_factory):
     for key in ("arch", "data"):  # the chain where the model is rebuilt, and where eval.py rebuilds the data
         evil = {**payload, "hyper_parameters": {**payload["hyper_parameters"], key: code_running_chain(files["marker"])}}
         torch.save(evil, root / f"evil_{key}.ckpt")
+    hp = payload["hyper_parameters"]
+    torch.save({**payload, "state_dict": [1, 2]}, root / "state_list.ckpt")
+    torch.save({**payload, "hyper_parameters": {**hp, "init_from": str(root / "elsewhere.ckpt")}}, root / "init_from.ckpt")
+    torch.save({**payload, "hyper_parameters": {**hp, "decoding": {**hp["decoding"], "strategy": {"_target_": "os.system", "command": "true"}}}}, root / "target_decoding.ckpt")
+    for name in ("copy.ckpt", "copy.ckpt.png"):  # inputs an output must not overwrite
+        (root / name).write_bytes(good.read_bytes())
+    (root / "existing.ckpt").write_bytes(b"an earlier average")
+    misshapen = {  # valid JSON, wrong shapes: one job is fine, three are listed as failed
+        "0": RunResult(status="ok", task="translation", choices={"arch": "transformer", "attention": "multihead", "pos_enc": "sinusoidal", "data": "numbers"}, seed=1,
+                       metrics={"val/bleu": 50.0}, report_columns=[["val BLEU", "val/bleu", True]]).to_dict(),
+        "1": {"status": "ok", "metrics": [1, 2]},
+        "2": {"status": "ok", "metrics": {"val/bleu": "high"}},
+        "3": {"status": "ok", "seed": "one"},
+    }
+    for job, content in misshapen.items():
+        (root / "misshapen" / job / ".hydra").mkdir(parents=True)
+        (root / "misshapen" / job / ".hydra" / "config.yaml").write_text("seed: 1\n")
+        (root / "misshapen" / job / "metrics.json").write_text(json.dumps(content))
     resume_dir = root / "evil_run"
     (resume_dir / "checkpoints").mkdir(parents=True)
     (resume_dir / "checkpoints" / "last.ckpt").write_bytes((root / "evil_arch.ckpt").read_bytes())
@@ -128,6 +154,18 @@ def cases(ws) -> List[Case]:
         (line,) = proc.stdout.splitlines()
         assert line
 
+    def unchanged(path):
+        before = Path(path).read_bytes() if Path(path).exists() else None
+
+        def check(proc):
+            assert Path(path).read_bytes() == before, f"{path} was written over"
+        return check
+
+    def report_lists_misshapen(proc):
+        text = (root / "misshapen" / "report.md").read_text()
+        assert "4 jobs: 1 finished, 3 failed." in text, text
+        assert "metrics must be a mapping, got a list" in text and "metrics.val/bleu must be a number" in text and "seed must be an integer" in text, text
+
     def report_lists_it(proc):
         text = (root / "sweep" / "report.md").read_text()
         assert "1 jobs: 0 finished, 1 failed." in text and "unreadable" in text
@@ -141,7 +179,17 @@ def cases(ws) -> List[Case]:
         train_case("warmup_negative", ["task.scheduler.warmup_steps=-5"], "task.scheduler.warmup_steps=-5 must be an integer >= 0"),
         train_case("label_smoothing_1", ["task.label_smoothing=1.0"], "task.label_smoothing=1.0 must be a number in [0, 1)"),
         train_case("beam_size_0", ["task.decoding.beam_size=0"], "task.decoding.beam_size=0 must be a positive integer"),
-        train_case("max_epochs_text", ["trainer.max_epochs=ten"], "trainer.max_epochs=ten must be an integer >= 0 (or -1: no limit) or null"),
+        train_case("max_epochs_text", ["trainer.max_epochs=ten"], "trainer.max_epochs=ten must be a positive integer (or -1: no limit); train=false evaluates without training or null"),
+        train_case("max_epochs_0", ["trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive integer (or -1: no limit)"),
+        train_case("max_steps_0", ["trainer.max_steps=0"], "trainer.max_steps=0 must be a positive integer (or -1: no limit); train=false evaluates without training"),
+        train_case("seed_negative", ["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
+        train_case("seed_too_large", ["seed=99999999999"], "seed=99999999999 must be an integer in [0, 4294967295]"),
+        train_case("lr_nan", ["task.optimizer.lr=nan"], "task.optimizer.lr=nan must be a number > 0"),
+        train_case("lr_inf", ["task.optimizer.lr=inf"], "task.optimizer.lr=inf must be a number > 0"),
+        train_case("width_huge", ["arch.d_model=1000000000"], "arch.d_model=1000000000 must be a positive integer up to 65536"),
+        train_case("layers_huge", ["arch.num_encoder_layers=100000"], "arch.num_encoder_layers=100000 must be a positive integer up to 1024"),
+        train_case("beam_huge", ["task.decoding.beam_size=100000"], "task.decoding.beam_size=100000 must be a positive integer up to 256"),
+        train_case("data_seed_text", ["data.seed=abc"], "data.seed=abc must be an integer in [0, 4294967295]"),
         train_case("dropout_1", ["arch.dropout=1.5"], "arch.dropout=1.5 must be a number in [0, 1)"),
         train_case("heads_0", ["attention.num_heads=0"], "attention.num_heads=0 must be a positive integer"),
         train_case("keep_freed_memory_text", ["keep_freed_memory=maybe"], "keep_freed_memory=maybe must be true or false"),
@@ -171,7 +219,7 @@ def cases(ws) -> List[Case]:
         train_case("resume_missing_dir", [f"resume={root / 'no_such_run'}"], f"resume={root / 'no_such_run'}: no such run directory", check=no_directory(root / "no_such_run")),
         train_case("resume_code_running", [f"resume={root / 'evil_run'}"], "arch._target_='torch.load' names code"),
         # -- train.py: the text tasks -------------------------------------------------------------
-        text_case("classification_on_translation_data", "classification", ["data.corpus.train_size=96"], "data=numbers gives translation data, but task=classification reads text data"),
+        text_case("classification_on_translation_data", "classification", ["data=numbers", "data.corpus.train_size=96"], "data=numbers gives translation data, but task=classification reads text data"),
         text_case("wordnet_missing", "classification", ["data=wordnet", f"data.corpus.wordnet_path={root}"], "apt-get install -y --no-install-recommends wordnet-base"),
         text_case("label_only_in_test", "classification", ["data=text_files", *own_texts[:2], f"data.corpus.test={root / 'labels_test.tsv'}"],
                   f"{root / 'labels_test.tsv'}:2: label 'food' never occurs in the training file"),
@@ -191,13 +239,30 @@ def cases(ws) -> List[Case]:
         Case("eval:model_code_running", [*EVAL, f"ckpt_path={root / 'evil_arch.ckpt'}", logs], "arch._target_='torch.load' names code", 1),
         Case("eval:data_code_running", [*EVAL, f"ckpt_path={root / 'evil_data.ckpt'}", logs], "data._target_='torch.load' names code", 1),
         Case("eval:bad_split", [*EVAL, f"ckpt_path={good}", "split=train", logs], "split must be one of val, test; got 'train'", 1),
-        Case("eval:beam_size_0", [*EVAL, f"ckpt_path={good}", "decoding.beam_size=0", logs], "decoding.beam_size=0 must be a positive integer or null", 1),
+        Case("eval:beam_size_0", [*EVAL, f"ckpt_path={good}", "decoding.beam_size=0", logs], "decoding.beam_size=0 must be a positive integer up to 256 or null", 1),
+        Case("eval:seed_negative", [*EVAL, f"ckpt_path={good}", "seed=-3", logs], "seed=-3 must be an integer in [0, 4294967295]", 1),
+        Case("eval:state_dict_not_a_mapping", [*EVAL, f"ckpt_path={root / 'state_list.ckpt'}", logs], "state_dict must be a mapping of parameter names to tensors, got list", 1),
         Case("eval:bad_strategy", [*EVAL, f"ckpt_path={good}", "decoding.strategy=sample", logs], "decoding.strategy must be one of greedy, beam; got 'sample'", 1),
         Case("eval:no_ckpt_path", [*EVAL, logs], "missing required value(s): ckpt_path", 1),
         # -- attnlab-translate ------------------------------------------------------------------------
         Case("translate:ckpt_missing", [*TRANSLATE, "--ckpt", str(root / "nope.ckpt"), "uno"], "attnlab-translate: no checkpoint at", 2),
         Case("translate:code_running", [*TRANSLATE, "--ckpt", str(root / "evil_arch.ckpt"), "uno"], "arch._target_='torch.load' names code", 2),
-        Case("translate:beam_0", [*TRANSLATE, "--ckpt", str(good), "--beam", "0", "uno"], "--beam must be at least 1", 2),
+        Case("translate:beam_0", [*TRANSLATE, "--ckpt", str(good), "--beam", "0", "uno"], "argument --beam: must be an integer in [1, 256]; got '0'", 2),
+        Case("translate:beam_huge", [*TRANSLATE, "--ckpt", str(good), "--beam", "1000000000", "uno"], "argument --beam: must be an integer in [1, 256]", 2),
+        Case("translate:beam_text", [*TRANSLATE, "--ckpt", str(good), "--beam", "five", "uno"], "argument --beam: must be an integer in [1, 256]; got 'five'", 2),
+        Case("translate:alpha_nan", [*TRANSLATE, "--ckpt", str(good), "--alpha", "nan", "uno"], "argument --alpha: must be a number in [0, 10]; got 'nan'", 2),
+        Case("translate:alpha_inf", [*TRANSLATE, "--ckpt", str(good), "--alpha", "inf", "uno"], "argument --alpha: must be a number in [0, 10]; got 'inf'", 2),
+        Case("translate:alpha_negative", [*TRANSLATE, "--ckpt", str(good), "--alpha", "-1", "uno"], "argument --alpha: must be a number in [0, 10]", 2),
+        Case("translate:n_best_over_beam", [*TRANSLATE, "--ckpt", str(good), "--beam", "2", "--n-best", "3", "uno"], "argument --n-best: must be at most --beam (2); got 3", 2),
+        Case("translate:plot_is_dir", [*TRANSLATE, "--ckpt", str(good), "--plot", str(root), "uno"], f"argument --plot: '{root}' is a directory; give a file name", 2),
+        Case("translate:plot_missing_dir", [*TRANSLATE, "--ckpt", str(good), "--plot", str(root / "no" / "a.png"), "uno"], f"the directory {root / 'no'} does not exist", 2),
+        Case("translate:plot_extension", [*TRANSLATE, "--ckpt", str(good), "--plot", str(root / "a.txt"), "uno"], "the file name must end in .png or .pdf or .svg", 2),
+        Case("translate:plot_over_input", [*TRANSLATE, "--ckpt", str(root / "copy.ckpt.png"), "--plot", str(root / "copy.ckpt.png"), "uno"], "is one of this command's inputs; write elsewhere", 2,
+             check=unchanged(root / "copy.ckpt.png")),
+        Case("translate:device_unknown", [*TRANSLATE, "--ckpt", str(good), "--device", "mps", "uno"], "--device mps: attnlab-translate runs on cpu or cuda[:N]", 2),
+        Case("translate:state_dict_not_a_mapping", [*TRANSLATE, "--ckpt", str(root / "state_list.ckpt"), "uno"], "state_dict must be a mapping of parameter names to tensors", 2),
+        Case("translate:path_in_hparams", [*TRANSLATE, "--ckpt", str(root / "init_from.ckpt"), "uno"], "hyper_parameters.init_from is not a key attnlab writes for task=translation; refused", 2),
+        Case("translate:target_in_hparams", [*TRANSLATE, "--ckpt", str(root / "target_decoding.ckpt"), "uno"], "hyper_parameters.decoding.strategy must be a plain value, got a mapping", 2),
         Case("translate:not_utf8", [*TRANSLATE, "--ckpt", str(good)], "stdin line 2 is not UTF-8", 2, stdin=b"uno\n\xff\xfedos\n"),
         Case("translate:nothing", [*TRANSLATE, "--ckpt", str(good)], "nothing to translate", 2, stdin=b"\n\n"),
         Case("translate:no_gpu", [*TRANSLATE, "--ckpt", str(good), "--device", "cuda", "uno"], "--device cuda: no CUDA device is available here", 2),
@@ -208,26 +273,58 @@ def cases(ws) -> List[Case]:
         Case("fill_mask:ckpt_missing", [*FILL_MASK, "--ckpt", str(root / "nope.ckpt"), "a [MASK]"], "attnlab-fill-mask: no checkpoint at", 2),
         Case("fill_mask:not_mlm", [*FILL_MASK, "--ckpt", str(good), "a [MASK]"], "holds a translation model, not a masked language model", 2),
         Case("fill_mask:no_mask", [*FILL_MASK, "--ckpt", str(good), "nothing to fill here"], "no [MASK] in 'nothing to fill here'", 2),
+        Case("fill_mask:top_k_0", [*FILL_MASK, "--ckpt", str(good), "--top-k", "0", "a [MASK]"], "argument --top-k: must be an integer in [1, 1000]; got '0'", 2),
+        Case("fill_mask:top_k_huge", [*FILL_MASK, "--ckpt", str(good), "--top-k", "99999999", "a [MASK]"], "argument --top-k: must be an integer in [1, 1000]", 2),
+        Case("fill_mask:nothing", [*FILL_MASK, "--ckpt", str(good)], "nothing to fill", 2, stdin=b"\n"),
         Case("fill_mask:code_running", [*FILL_MASK, "--ckpt", str(root / "evil_arch.ckpt"), "a [MASK]"], "arch._target_='torch.load' names code", 2),
         # -- attnlab-generate -----------------------------------------------------------------------------
         Case("generate:ckpt_missing", [*GENERATE, "--ckpt", str(root / "nope.ckpt"), "once"], "attnlab-generate: no checkpoint at", 2),
         Case("generate:not_lm", [*GENERATE, "--ckpt", str(good), "once"], "holds a translation model, not a language model (task=lm)", 2),
-        Case("generate:bad_temperature", [*GENERATE, "--ckpt", str(good), "--temperature", "-1", "once"], "--temperature must be >= 0", 2),
-        Case("generate:bad_top_p", [*GENERATE, "--ckpt", str(good), "--top-p", "2", "once"], "--top-p must be in (0, 1]", 2),
+        Case("generate:bad_temperature", [*GENERATE, "--ckpt", str(good), "--temperature", "-1", "once"], "argument --temperature: must be a number in [0, 100]; got '-1'", 2),
+        Case("generate:temperature_nan", [*GENERATE, "--ckpt", str(good), "--temperature", "nan", "once"], "argument --temperature: must be a number in [0, 100]; got 'nan'", 2),
+        Case("generate:temperature_tiny", [*GENERATE, "--ckpt", str(good), "--temperature", "1e-30", "once"], "argument --temperature: must be 0 (greedy) or a number in [0.01, 100]", 2),
+        Case("generate:bad_top_p", [*GENERATE, "--ckpt", str(good), "--top-p", "2", "once"], "argument --top-p: must be a number in (0, 1]; got '2'", 2),
+        Case("generate:top_p_nan", [*GENERATE, "--ckpt", str(good), "--top-p", "nan", "once"], "argument --top-p: must be a number in (0, 1]; got 'nan'", 2),
+        Case("generate:top_k_0", [*GENERATE, "--ckpt", str(good), "--top-k", "0", "once"], "argument --top-k: must be an integer >= 1; got '0'", 2),
+        Case("generate:tokens_0", [*GENERATE, "--ckpt", str(good), "--max-new-tokens", "0", "once"], "argument --max-new-tokens: must be an integer in [1, 100000]", 2),
+        Case("generate:tokens_huge", [*GENERATE, "--ckpt", str(good), "--max-new-tokens", "1000000000", "once"], "argument --max-new-tokens: must be an integer in [1, 100000]", 2),
+        Case("generate:seed_negative", [*GENERATE, "--ckpt", str(good), "--seed", "-1", "once"], "argument --seed: must be an integer in [0, 4294967295]", 2),
+        Case("generate:seed_huge", [*GENERATE, "--ckpt", str(good), "--seed", "18446744073709551616", "once"], "argument --seed: must be an integer in [0, 4294967295]", 2),
+        Case("generate:nothing", [*GENERATE, "--ckpt", str(good)], "nothing to continue", 2, stdin=b""),
         Case("generate:code_running", [*GENERATE, "--ckpt", str(root / "evil_arch.ckpt"), "once"], "arch._target_='torch.load' names code", 2),
         # -- attnlab-average ---------------------------------------------------------------------------
         Case("average:one", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good)], "averaging needs at least two checkpoints, got 1", 2),
         Case("average:code_running", [*AVERAGE, "--out", str(root / "avg.ckpt"), str(good), str(root / "evil_arch.ckpt")], "arch._target_='torch.load' names code", 2),
         Case("average:too_few", [*AVERAGE, "--out", str(root / "avg.ckpt"), "--dir", str(root / "empty_sweep"), "--last", "2"], "holds 0 epoch checkpoints, fewer than --last 2", 2),
+        Case("average:last_0", [*AVERAGE, "--out", str(root / "avg.ckpt"), "--dir", str(root / "empty_sweep"), "--last", "0"], "argument --last: must be an integer in [2, 1000]", 2),
+        Case("average:dir_missing", [*AVERAGE, "--out", str(root / "avg.ckpt"), "--dir", str(root / "nowhere")], f"argument --dir: no such directory: {root / 'nowhere'}", 2),
+        Case("average:out_is_dir", [*AVERAGE, "--out", str(root), str(good), str(good)], f"argument --out: '{root}' is a directory; give a file name", 2),
+        Case("average:out_missing_dir", [*AVERAGE, "--out", str(root / "no" / "avg.ckpt"), str(good), str(good)], f"the directory {root / 'no'} does not exist", 2),
+        Case("average:out_is_input", [*AVERAGE, "--out", str(root / "copy.ckpt"), str(root / "copy.ckpt"), str(good)], "is one of this command's inputs; write elsewhere", 2,
+             check=unchanged(root / "copy.ckpt")),
+        Case("average:out_exists", [*AVERAGE, "--out", str(root / "existing.ckpt"), str(good), str(good)], "exists; pass --force to overwrite it", 2, check=unchanged(root / "existing.ckpt")),
+        Case("average:state_dict_not_a_mapping", [*AVERAGE, "--out", str(root / "avg2.ckpt"), str(good), str(root / "state_list.ckpt")], "state_dict must be a mapping", 2),
         # -- attnlab-report ----------------------------------------------------------------------------
         Case("report:missing_dir", [*REPORT, str(root / "nowhere")], f"sweep directory not found: {root / 'nowhere'}", 2),
         Case("report:no_jobs", [*REPORT, str(root / "empty_sweep")], "no jobs found", 1),
         Case("report:corrupt_metrics", [*REPORT, str(root / "sweep")], "", 0, check=report_lists_it),
+        Case("report:misshapen_metrics", [*REPORT, str(root / "misshapen")], "", 0, check=report_lists_misshapen),
+        Case("report:min_bucket_0", [*REPORT, str(root / "sweep"), "--min-bucket", "0"], "argument --min-bucket: must be an integer in [1, 1000000]", 2),
+        Case("report:out_is_file", [*REPORT, str(root / "sweep"), "--out", str(root / "bad.tsv")], f"argument --out: {root / 'bad.tsv'} is a file, not a directory", 2),
+        Case("report:out_missing_parent", [*REPORT, str(root / "sweep"), "--out", str(root / "no" / "where")], f"the directory {root / 'no'} does not exist", 2),
+        Case("dashboard:dry_run_extension", [*DASHBOARD, "--entity", "e", "--project", "p", "--group", "g", "--dry-run", str(root / "spec.txt")], "argument --dry-run: ", 2),
         # -- the Bible exporter ------------------------------------------------------------------------
         Case("bible:no_modules", [*BIBLE, "--out", str(root / "b.tsv"), "--sword-path", str(root)], "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv", 1),
-        Case("bible:out_is_dir", [*BIBLE, "--out", str(root)], f"--out {root} is a directory", 2),
-        Case("bible:bad_overlap", [*BIBLE, "--out", str(root / "b.tsv"), "--min-strongs-overlap", "3"], "--min-strongs-overlap must be in (0, 1]", 2),
+        Case("bible:out_is_dir", [*BIBLE, "--out", str(root)], f"argument --out: '{root}' is a directory", 2),
+        Case("bible:out_missing_dir", [*BIBLE, "--out", str(root / "no" / "b.tsv")], f"the directory {root / 'no'} does not exist", 2),
+        Case("bible:out_extension", [*BIBLE, "--out", str(root / "b.csv")], "the file name must end in .tsv", 2),
+        Case("bible:bad_overlap", [*BIBLE, "--out", str(root / "b.tsv"), "--min-strongs-overlap", "3"], "argument --min-strongs-overlap: must be a number in (0, 1]; got '3'", 2),
+        Case("bible:ratio_nan", [*BIBLE, "--out", str(root / "b.tsv"), "--max-length-ratio", "nan"], "argument --max-length-ratio: must be a number in [1, 100]; got 'nan'", 2),
     ]
+
+
+def in_process(case: Case) -> bool:
+    return case.command[0].endswith(":")
 
 
 def run_case(case: Case) -> Case:
@@ -237,11 +334,38 @@ def run_case(case: Case) -> Case:
     return case
 
 
+def run_in_process(case: Case) -> Case:
+    """``main(argv)`` of the tool, as its console script calls it: the exit code it returns or
+    exits with; an exception it lets out is a crash, written to stderr as the traceback."""
+    main = importlib.import_module(case.command[0][:-1]).main
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.TextIOWrapper(io.BytesIO(case.stdin or b""), encoding="utf-8")
+    saved_stdin, sys.stdin = sys.stdin, stdin
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(case.command[1:])
+            except SystemExit as exc:  # argparse's refusals, sys.exit("message")
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.stdin = saved_stdin
+    case.proc = subprocess.CompletedProcess(case.command, code, out.getvalue(), err.getvalue())
+    return case
+
+
 @pytest.fixture(scope="module")
 def results(ws):
     table = cases(ws)
+    processes = [case for case in table if not in_process(case)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has two cores
-        return {case.name: case for case in pool.map(run_case, table)}
+        done = list(pool.map(run_case, processes))
+    done += [run_in_process(case) for case in table if in_process(case)]
+    return {case.name: case for case in done}
 
 
 def case_names():
