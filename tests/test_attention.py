@@ -125,14 +125,28 @@ def test_masked_keys_get_zero_weight_and_their_content_is_ignored(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_float_attn_mask_is_added_to_scores(kind):
+def test_a_boolean_mask_hides_keys_as_if_they_were_not_there(kind):
     attn = make(kind).eval()
     x = torch.randn(B, T, D)
-    bool_mask = causal_mask(T)
-    float_mask = torch.zeros(T, T).masked_fill(bool_mask, float("-inf"))
-    a, _ = attn(x, x, x, attn_mask=bool_mask)
-    b, _ = attn(x, x, x, attn_mask=float_mask)
-    torch.testing.assert_close(a, b)
+    for need_weights in (False, True):  # the fused path and the math path
+        masked, _ = attn(x, x, x, attn_mask=causal_mask(T), need_weights=need_weights)
+        for t in range(T):  # position t sees keys 0..t: the same as attending over those alone
+            alone, _ = attn(x[:, t : t + 1], x[:, : t + 1], x[:, : t + 1])
+            torch.testing.assert_close(masked[:, t], alone[:, 0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_float_mask_is_added_to_the_scores(kind):
+    """softmax(s + m) = softmax(s) * exp(m), renormalised: whatever the score function is."""
+    attn = make(kind).eval()
+    x = torch.randn(B, T, D)
+    bias = torch.randn(T, T)
+    _, plain = attn(x, x, x, need_weights=True)
+    _, biased = attn(x, x, x, attn_mask=bias, need_weights=True)
+    expected = plain * bias.exp()
+    torch.testing.assert_close(biased, expected / expected.sum(-1, keepdim=True), atol=1e-5, rtol=1e-4)
+    out, _ = attn(x, x, x, attn_mask=bias)  # the fused path adds the same bias
+    torch.testing.assert_close(out, attn(x, x, x, attn_mask=bias, need_weights=True)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_dot_scores_follow_luong():

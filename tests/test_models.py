@@ -178,3 +178,36 @@ def test_in_attention_positional_encoding_plugs_into_the_transformer():
     logits, _ = model(src[:1, :5], tgt_in[:1])
     logits_perm, _ = model(src[:1, :5].flip(1), tgt_in[:1])
     assert not torch.allclose(logits, logits_perm)
+
+
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_an_encoder_layer_equals_torchs_with_the_same_weights(norm):
+    """Post-norm (the paper: LayerNorm(x + sublayer(x))) and pre-norm (x + sublayer(LayerNorm(x)))
+    against nn.TransformerEncoderLayer(norm_first=...), to 1e-5; the other order on the same weights does not match."""
+    from attnlab.attention import MultiHeadAttention
+    from attnlab.models.transformer import EncoderLayer
+
+    torch.manual_seed(0)
+    d, heads, d_ff = 16, 4, 32
+    ours = EncoderLayer(d, MultiHeadAttention(d, num_heads=heads), d_ff, 0.0, pre_norm=norm == "pre").eval()
+    ref = torch.nn.TransformerEncoderLayer(d, heads, d_ff, dropout=0.0, batch_first=True, norm_first=norm == "pre").eval()
+    attn = ours.self_attn
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        ref.self_attn.out_proj.weight.copy_(attn.out_proj.weight)
+        ref.self_attn.out_proj.bias.copy_(attn.out_proj.bias)
+        ref.linear1.load_state_dict(ours.feed_forward.net[0].state_dict())
+        ref.linear2.load_state_dict(ours.feed_forward.net[3].state_dict())
+        for ref_norm, our_norm in ((ref.norm1, ours.attn_block.norm), (ref.norm2, ours.ff_block.norm)):
+            our_norm.weight.normal_()  # gains and biases that are not 1 and 0: their place matters
+            our_norm.bias.normal_()
+            ref_norm.load_state_dict(our_norm.state_dict())
+    x = torch.randn(3, 7, d)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, 5:] = True
+    expected = ref(x, src_key_padding_mask=pad)
+    torch.testing.assert_close(ours(x, pad)[0][~pad], expected[~pad], atol=1e-5, rtol=1e-5)
+    for block in (ours.attn_block, ours.ff_block):  # the same weights, the other order: not torch's
+        block.pre_norm = not block.pre_norm
+    assert not torch.allclose(ours(x, pad)[0][~pad], expected[~pad], atol=1e-3)

@@ -42,16 +42,34 @@ def test_every_combination_composes_and_trains(overrides, tmp_path, data_dir):
     assert len((tmp_path / "out" / "val_hypotheses.txt").read_text().splitlines()) == 24
 
 
-@pytest.mark.parametrize("variant", ["attention.score=general", "attention.score=dot", "arch.cell=lstm", "arch.decoder=bahdanau", "arch.input_feeding=true"])
+# each variant, and what the trained model must then be: a setting that is ignored fails here
+RNN_VARIANTS = {
+    "attention.score=general": lambda m: m.decoder.attention.score == "general" and hasattr(m.decoder.attention, "key_proj"),
+    "attention.score=dot": lambda m: m.decoder.attention.score == "dot",
+    "arch.cell=lstm": lambda m: isinstance(m.encoder.rnn, torch.nn.LSTM) and isinstance(m.decoder.rnn, torch.nn.LSTM),
+    "arch.decoder=bahdanau": lambda m: type(m.decoder).__name__ == "BahdanauDecoder",
+    "arch.input_feeding=true": lambda m: m.decoder.input_feeding and m.decoder.rnn.input_size == m.decoder.embed.embedding_dim + m.decoder.d_model,
+}
+TRANSFORMER_VARIANTS = {
+    "arch.norm=pre": lambda m: isinstance(m.final_norm, torch.nn.LayerNorm) and all(layer.ff_block.pre_norm for layer in m.encoder.layers),
+    "arch.tie_embeddings=false": lambda m: m.generator.weight is not m.embed.weight,
+}
+
+
+@pytest.mark.parametrize("variant", RNN_VARIANTS)
 def test_rnn_variants_train(variant, tmp_path, data_dir):
     attention = "dot" if variant.startswith("attention.score") else "additive"
     cfg = compose_config(tmp_path, ["arch=rnn", f"attention={attention}", variant], data_dir)
-    assert train(cfg).global_step == 3
+    result = train(cfg)
+    assert result.global_step == 3
+    assert RNN_VARIANTS[variant](load_task(result.checkpoint).model)
 
 
-@pytest.mark.parametrize("variant", ["arch.norm=pre", "arch.tie_embeddings=false"])
+@pytest.mark.parametrize("variant", TRANSFORMER_VARIANTS)
 def test_transformer_variants_train(variant, tmp_path, data_dir):
-    assert train(compose_config(tmp_path, [variant], data_dir)).global_step == 3
+    result = train(compose_config(tmp_path, [variant], data_dir))
+    assert result.global_step == 3
+    assert TRANSFORMER_VARIANTS[variant](load_task(result.checkpoint).model)
 
 
 def test_max_time_stops_inside_the_first_epoch(tmp_path, data_dir):
@@ -180,3 +198,55 @@ def test_tensorboard_and_csv_loggers_write_their_files(logger, tmp_path, data_di
         assert any(r.get("train/loss") for r in rows)
         hparams = next((out / "csv").rglob("hparams.yaml")).read_text()
         assert "arch: transformer" in hparams
+
+
+def test_a_run_shorter_than_one_validation_interval_validates_once_at_its_end(tmp_path, data_dir):
+    """One step of a three-step epoch: early stopping (strict in Lightning) found no val metric at
+    the epoch's end and stopped the run with a traceback; now the run validates its final weights."""
+    cfg = compose_config(tmp_path, ["trainer.max_steps=1", "trainer.max_epochs=-1"], data_dir)
+    assert cfg.callbacks.early_stopping is not None  # the callback that used to crash is on
+    result = train(cfg)
+    assert result.status == "ok" and result.global_step == 1
+    assert math.isfinite(result.metrics["val/loss"]) and math.isfinite(result.metrics["test/loss"])
+    assert read_metrics(tmp_path / "out")["metrics"]["val/loss"] == pytest.approx(result.metrics["val/loss"])
+
+
+@pytest.mark.parametrize(
+    "task, data, kind",
+    [("translation", "numbers", "TranslationDataModule"), ("classification", "wordnet", "TextDataModule"), ("mlm", "wordnet", "TextDataModule"), ("lm", "shakespeare", "StreamDataModule")],
+)
+def test_each_task_trains_on_its_own_data_when_none_is_chosen(task, data, kind, tmp_path):
+    cfg = compose_config(tmp_path, [f"task={task}"], tiny=False)
+    assert cfg.choices.data == data and cfg.data._target_.endswith(kind)
+
+
+def test_a_chosen_data_wins_over_the_tasks_own_and_a_wrong_pair_is_still_refused(tmp_path):
+    from attnlab.run.pipeline import check_data_kind, task_class_of
+    from attnlab.run.checks import config_spec
+
+    assert compose_config(tmp_path, ["task=lm", "data=bible_text"], tiny=False).choices.data == "bible_text"
+    assert compose_config(tmp_path, ["experiment=pretraining"], tiny=False).choices.data == "wordnet"
+    cfg = compose_config(tmp_path, ["task=mlm", "data=numbers"], tiny=False)
+    assert cfg.choices.data == "numbers"
+    with pytest.raises(ConfigError, match="data=numbers gives translation data, but task=mlm reads text data"):
+        check_data_kind(task_class_of(cfg), config_spec(cfg.data, "data"), cfg)
+
+
+@pytest.mark.parametrize("overrides", [[], ["arch=rnn", "attention=additive"]], ids=["transformer", "rnn"])
+def test_weight_decay_falls_on_matrices_only_unless_asked_for_all(overrides, tmp_path, data_dir):
+    from attnlab.run.pipeline import data_and_task
+
+    cfg = compose_config(tmp_path, overrides, data_dir)
+    _, task = data_and_task(cfg)
+    optimizer = task.optimizer_factory(task.optimizer_parameters())
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert len(decay_of) == sum(1 for _ in task.parameters())  # every parameter, once
+    for name, p in task.named_parameters():
+        expected = cfg.task.optimizer.weight_decay if p.ndim >= 2 else 0.0
+        assert decay_of[id(p)] == expected, name
+    assert any(p.ndim < 2 for p in task.parameters()) and cfg.task.optimizer.weight_decay > 0  # the test means something
+
+    with_all = compose_config(tmp_path / "all", [*overrides, "task.decay=all"], data_dir)
+    _, task = data_and_task(with_all)
+    groups = task.optimizer_factory(task.optimizer_parameters()).param_groups
+    assert [g["weight_decay"] for g in groups] == [with_all.task.optimizer.weight_decay]

@@ -63,11 +63,16 @@ ENCODERS = [
 def test_every_encoder_classifies(overrides, tmp_path, text_data):
     result = train(text_config(tmp_path, text_data, overrides))
     assert result.status == "ok" and result.task == "classification" and result.global_step == 6
-    for key in ("val/acc", "val/macro_f1", "val/loss", "test/acc", "test/macro_f1", "test/f1/animal"):
-        assert 0 <= result.metrics[key] < 10, key
+    for key in ("val/acc", "val/macro_f1", "test/acc", "test/macro_f1", "test/f1/animal"):
+        assert 0 <= result.metrics[key] <= 1, key
+    assert result.metrics["val/loss"] > 0
     out = tmp_path / "out"
     predictions = (out / "test_predictions.txt").read_text().splitlines()
     assert len(predictions) == 24 and set(predictions) <= set(TOPICS)
+    # the reported accuracy is the predictions' (the torchmetrics state saw the same examples)
+    gold = [line.split("\t")[1] for line in text_data["test"].read_text().splitlines()]
+    correct = sum(p == g for p, g in zip(predictions, gold)) / len(gold)
+    assert result.metrics["test/acc"] == pytest.approx(correct)
     assert result.report_columns[0] == ["val acc", "val/acc", True]
     assert (out / "confusion_matrix.png").stat().st_size > 1000  # the test's confusion matrix
     kinds = {p.name.split("_example")[0] for p in (out / "heatmaps").glob("*.png")}
