@@ -29,7 +29,7 @@ from attnlab.models.factory import build_classifier
 import attnlab.tasks.pretrained as hf_pretrained
 from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Heatmap, Task, plain
 from attnlab.tasks.checkpoints import read_checkpoint
-from attnlab.tasks.shapes import MODEL_KEYS, SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import MODEL_KEYS, TEXT_FIELDS, TEXT_SCHEMA
 
 
 
@@ -59,10 +59,8 @@ class ClassificationTask(Task):
     data_fields = {**TEXT_FIELDS, "labels": lambda dm: dm.labels}
     checkpoint_keys = ("vocab", "labels", "tokenizer")
     hparam_schema = {
-        "vocab": VOCAB,
-        "specials": SPECIALS,
+        **TEXT_SCHEMA,
         "labels": {"list": "str"},
-        "tokenizer": TOKENIZER,
         "pooling": "str",
         "classifier_dropout": "number",
         "label_smoothing": "number",

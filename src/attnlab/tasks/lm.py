@@ -24,7 +24,7 @@ from attnlab.models.base import inference
 from attnlab.models.factory import build_language_model
 from attnlab.metrics import PositionSums
 from attnlab.tasks.base import AttentionExample, AttentionMap, Curve, Evaluation, Task, plain
-from attnlab.tasks.shapes import SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import TEXT_FIELDS, TEXT_SCHEMA
 
 
 class UnknownCharactersWarning(UserWarning):
@@ -46,9 +46,7 @@ class LanguageModelTask(Task):
     data_fields = {**TEXT_FIELDS, "block_size": lambda dm: dm.block_size, "test_block_size": lambda dm: dm.test_block_size}
     checkpoint_keys = ("vocab", "tokenizer")
     hparam_schema = {
-        "vocab": VOCAB,
-        "specials": SPECIALS,
-        "tokenizer": TOKENIZER,
+        **TEXT_SCHEMA,
         "block_size": "int",
         "test_block_size": "int",
         "prompt": "str",

@@ -24,7 +24,7 @@ from attnlab.errors import ConfigError
 from attnlab.models.base import inference
 from attnlab.models.factory import build_masked_lm
 from attnlab.tasks.base import Evaluation, Task, plain
-from attnlab.tasks.shapes import SPECIALS, TEXT_FIELDS, TOKENIZER, VOCAB
+from attnlab.tasks.shapes import TEXT_FIELDS, TEXT_SCHEMA
 
 MASK_MARK = "[MASK]"
 IGNORE = -100  # cross_entropy's ignore_index: positions that are not predicted
@@ -85,9 +85,7 @@ class MaskedLMTask(Task):
     data_fields = TEXT_FIELDS
     checkpoint_keys = ("vocab", "tokenizer")
     hparam_schema = {
-        "vocab": VOCAB,
-        "specials": SPECIALS,
-        "tokenizer": TOKENIZER,
+        **TEXT_SCHEMA,
         "mask_prob": "number",
         "mask_token_prob": "number",
         "random_token_prob": "number",

@@ -8,6 +8,7 @@ MODEL_KEYS = ("arch", "attention", "pos_enc")  # the component specs that rebuil
 VOCAB: Spec = {"list": "str"}
 SPECIALS: Spec = {"optional": {"map": "str"}}
 TOKENIZER: Spec = {"either": ["str", {"strict": {"kind": "str", "model": {"optional": "str"}}}]}
+TEXT_SCHEMA = {"vocab": VOCAB, "specials": SPECIALS, "tokenizer": TOKENIZER}  # a text task's vocabulary
 
 # what a text task takes from its data (Task.data_fields)
 TEXT_FIELDS = {
