@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+# where pip looks for torch; empty: pip's own configuration (PyPI serves the CUDA build on Linux).
+# The CPU build: make train TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 ARGS ?=
 
 .PHONY: install minilm shakespeare train test test-slow test-all bench clean
@@ -15,7 +18,7 @@ $(BIN)/python:
 
 # torch first, pinned, when none is present: an unpinned torch pulls a multi-GB CUDA build
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 

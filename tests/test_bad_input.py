@@ -116,6 +116,8 @@ def ws(tmp_path_factory):
     (sweep / ".hydra" / "config.yaml").write_text("seed: 1\n")
     (sweep / "metrics.json").write_text("")
     (root / "bad.tsv").write_text("uno\tone\ndos\n", encoding="utf-8")
+    (root / "empty.tsv").write_text("", encoding="utf-8")
+    (root / "two.tsv").write_text("uno\tone\ndos\ttwo\n", encoding="utf-8")
     (root / "labels_train.tsv").write_text("a cat\tanimal\na car\tvehicle\n", encoding="utf-8")
     (root / "labels_test.tsv").write_text("a cow\tanimal\nan apple\tfood\n", encoding="utf-8")
     (root / "story.txt").write_text("once upon a time there was a cat.\n" * 20, encoding="utf-8")
@@ -210,6 +212,8 @@ def cases(ws) -> List[Case]:
                    f"attnlab: data error: {bad_tsv}:2: expected 2 tab-separated columns (source, target), found 1", data_sizes=False),
         train_case("missing_file", ["data=parallel_files", f"data.corpus.train={root / 'nope.tsv'}", f"data.corpus.val={bad_tsv}", f"data.corpus.test={bad_tsv}"],
                    f"data.corpus.train: no such file: {root / 'nope.tsv'}", data_sizes=False),
+        train_case("empty_training_split", ["data=parallel_files", f"data.corpus.train={root / 'empty.tsv'}", f"data.corpus.val={root / 'two.tsv'}", f"data.corpus.test={root / 'two.tsv'}"],
+                   "data.corpus.train: no usable sentence pairs", data_sizes=False),
         train_case("missing_apt_package", ["data=bible", f"data.corpus.sword_path={root}"], "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv", data_sizes=False),
         # -- train.py: checkpoints ---------------------------------------------------------------------
         train_case("ckpt_missing", [f"ckpt_path={root / 'nope.ckpt'}"], f"attnlab: checkpoint error: no checkpoint at {root / 'nope.ckpt'}"),
