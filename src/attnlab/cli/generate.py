@@ -23,7 +23,7 @@ from attnlab.cli.translate import read_stdin_lines
 from attnlab.errors import AttnlabError
 from attnlab.tasks.checkpoints import load_task
 
-MAX_NEW_TOKENS = 100_000  # a bound on the work one command asks for (about a minute of a small model)
+MAX_NEW_TOKENS = 100_000  # a bound on the work one command asks for: tens of minutes of a small model on a CPU
 PROGRESS_FROM = 2_000  # new tokens in all: from here a progress bar on stderr
 
 
