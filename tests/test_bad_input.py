@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -23,7 +25,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 import torch
@@ -71,6 +73,7 @@ class Case:
     code: int  # the exit code
     stdin: Optional[bytes] = None
     check: Optional[Callable[[subprocess.CompletedProcess], None]] = None  # more to assert
+    process: bool = False  # a process of its own: what train.py does before Hydra starts is tested
     proc: Optional[subprocess.CompletedProcess] = None
 
 
@@ -174,7 +177,7 @@ def cases(ws) -> List[Case]:
 
     return [
         # -- train.py: values checked before anything is built ---------------------------------
-        train_case("batch_size_0", ["data.batch_size=0"], "attnlab: invalid configuration: data.batch_size=0 must be a positive integer"),
+        train_case("batch_size_0", ["data.batch_size=0"], "attnlab: invalid configuration: data.batch_size=0 must be a positive integer", process=True),
         train_case("max_tokens_0", ["data.max_tokens=0"], "data.max_tokens=0 must be a positive integer or null"),
         train_case("train_size_0", ["data.corpus.train_size=0"], "data.corpus.train_size=0 must be a positive integer"),
         train_case("lr_negative", ["task.optimizer.lr=-0.1"], "task.optimizer.lr=-0.1 must be a number > 0"),
@@ -218,9 +221,9 @@ def cases(ws) -> List[Case]:
         # -- train.py: checkpoints ---------------------------------------------------------------------
         train_case("ckpt_missing", [f"ckpt_path={root / 'nope.ckpt'}"], f"attnlab: checkpoint error: no checkpoint at {root / 'nope.ckpt'}"),
         train_case("ckpt_truncated", [f"ckpt_path={root / 'truncated.ckpt'}"], f"{root / 'truncated.ckpt'} cannot be loaded as a weights-only checkpoint"),
-        train_case("ckpt_code_running", [f"ckpt_path={root / 'evil_arch.ckpt'}"], "arch._target_='torch.load' names code, not an attnlab component; refused"),
+        train_case("ckpt_code_running", [f"ckpt_path={root / 'evil_arch.ckpt'}"], "arch._target_='torch.load' names code, not an attnlab component; refused", process=True),
         train_case("ckpt_other_model", [f"ckpt_path={good}", "pos_enc=sinusoidal"], "holds weights of another model than this configuration"),
-        train_case("resume_missing_dir", [f"resume={root / 'no_such_run'}"], f"resume={root / 'no_such_run'}: no such run directory", check=no_directory(root / "no_such_run")),
+        train_case("resume_missing_dir", [f"resume={root / 'no_such_run'}"], f"resume={root / 'no_such_run'}: no such run directory", check=no_directory(root / "no_such_run"), process=True),
         train_case("resume_code_running", [f"resume={root / 'evil_run'}"], "arch._target_='torch.load' names code"),
         # -- train.py: the text tasks -------------------------------------------------------------
         text_case("classification_on_translation_data", "classification", ["data=numbers", "data.corpus.train_size=96"], "data=numbers gives translation data, but task=classification reads text data"),
@@ -238,7 +241,7 @@ def cases(ws) -> List[Case]:
                   f"data.corpus.train: no such file: {root / 'nope.txt'}"),
         text_case("lm_top_p", "lm", ["data=text_stream", *[f"data.corpus.{s}={root / 'story.txt'}" for s in ("train", "val", "test")], "task.top_p=0"], "task.top_p=0 must be a number in (0, 1] or null"),
         # -- eval.py -----------------------------------------------------------------------------------
-        Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1),
+        Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1, process=True),
         Case("eval:ckpt_foreign", [*EVAL, f"ckpt_path={root / 'foreign.ckpt'}", logs], "is not an attnlab checkpoint", 1),
         Case("eval:model_code_running", [*EVAL, f"ckpt_path={root / 'evil_arch.ckpt'}", logs], "arch._target_='torch.load' names code", 1),
         Case("eval:data_code_running", [*EVAL, f"ckpt_path={root / 'evil_data.ckpt'}", logs], "data._target_='torch.load' names code", 1),
@@ -328,7 +331,18 @@ def cases(ws) -> List[Case]:
 
 
 def in_process(case: Case) -> bool:
-    return case.command[0].endswith(":")
+    return not case.process
+
+
+@functools.lru_cache(maxsize=None)
+def hydra_main(script: str) -> Callable[[], Any]:
+    """The @hydra.main function of train.py or eval.py: it reads its arguments from sys.argv."""
+    spec = importlib.util.spec_from_file_location(f"entry_{Path(script).stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Hydra finds conf/ beside the file of a __main__ task function, as when the script is run
+    module.main.__wrapped__.__module__ = "__main__"
+    return module.main
 
 
 def run_case(case: Case) -> Case:
@@ -339,16 +353,25 @@ def run_case(case: Case) -> Case:
 
 
 def run_in_process(case: Case) -> Case:
-    """``main(argv)`` of the tool, as its console script calls it: the exit code it returns or
-    exits with; an exception it lets out is a crash, written to stderr as the traceback."""
-    main = importlib.import_module(case.command[0][:-1]).main
+    """The command in this process, as its console script or ``python script.py`` runs it: a
+    tool's ``main(argv)``, or train.py's / eval.py's Hydra main with ``sys.argv`` set; the exit code
+    it returns or exits with. An exception it lets out is a crash, written to stderr as the
+    traceback (and Hydra's own error report, which prints no traceback, ends with its exit 1)."""
+    if case.command[0] == PY:
+        main, argv = hydra_main(case.command[1]), case.command[2:]
+        call = lambda: main()  # noqa: E731
+    else:
+        main, argv = importlib.import_module(case.command[0][:-1]).main, case.command[1:]
+        call = lambda: main(argv)  # noqa: E731
     out, err = io.StringIO(), io.StringIO()
     stdin = io.TextIOWrapper(io.BytesIO(case.stdin or b""), encoding="utf-8")
-    saved_stdin, sys.stdin = sys.stdin, stdin
+    saved = sys.stdin, sys.argv
+    sys.stdin, sys.argv = stdin, [case.command[1] if case.command[0] == PY else case.command[0], *argv]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(case.command[1:])
+                code = call()
+                code = code if isinstance(code, int) else 0
             except SystemExit as exc:  # argparse's refusals, sys.exit("message")
                 if isinstance(exc.code, str):
                     print(exc.code, file=sys.stderr)
@@ -357,7 +380,7 @@ def run_in_process(case: Case) -> Case:
                 traceback.print_exc()
                 code = 1
     finally:
-        sys.stdin = saved_stdin
+        sys.stdin, sys.argv = saved
     case.proc = subprocess.CompletedProcess(case.command, code, out.getvalue(), err.getvalue())
     return case
 
@@ -367,8 +390,9 @@ def results(ws):
     table = cases(ws)
     processes = [case for case in table if not in_process(case)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has two cores
-        done = list(pool.map(run_case, processes))
-    done += [run_in_process(case) for case in table if in_process(case)]
+        running = pool.map(run_case, processes)  # beside the in-process cases
+        done = [run_in_process(case) for case in table if in_process(case)]
+        done += list(running)
     return {case.name: case for case in done}
 
 

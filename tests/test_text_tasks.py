@@ -118,7 +118,7 @@ def test_each_task_refuses_the_other_kind_of_data(tmp_path, text_data):
     cfg = text_config(tmp_path, text_data, task="translation")
     with pytest.raises(ConfigError, match="data=text_files gives text data, but task=translation reads translation data"):
         train(cfg)
-    cfg = compose_config(tmp_path / "numbers", ["task=classification", "logger=none", "data.corpus.train_size=96"], tmp_path / "data", tiny=False)
+    cfg = compose_config(tmp_path / "numbers", ["task=classification", "data=numbers", "logger=none", "data.corpus.train_size=96"], tmp_path / "data", tiny=False)
     with pytest.raises(ConfigError, match="data=numbers gives translation data, but task=classification reads text data"):
         train(cfg)
 
