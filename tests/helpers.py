@@ -3,13 +3,17 @@ budgets, train.py and the CLIs as subprocesses, W&B read back with `wandb leet`,
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
+import io
 import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -77,6 +81,39 @@ def run_cli(args: Iterable[str], cwd: Path | None = None, env_extra: dict | None
     for key in unset:
         env.pop(key, None)
     return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def run_in_process(call: Callable[[], Any], argv: Sequence[str], input: bytes | str | None = None) -> subprocess.CompletedProcess:
+    """``call()`` as a command would run it, in this process: ``sys.argv``, stdin, stdout and
+    stderr its own; the exit code it returns or exits with. An exception it lets out is a crash,
+    written to stderr as the traceback (so a test that forbids tracebacks sees it)."""
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.argv
+    sys.stdin, sys.argv = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"), [str(a) for a in argv]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = call()
+                code = code if isinstance(code, int) else 0
+            except SystemExit as exc:  # argparse's refusals, sys.exit("message")
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.stdin, sys.argv = saved
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
+def run_tool(module: str, args: Iterable[Any], input: bytes | str | None = None) -> subprocess.CompletedProcess:
+    """A console tool (``attnlab.cli.translate``) through its ``main(argv)``, in this process: what
+    its script does, without the seconds of starting Python and importing torch again."""
+    argv = [str(a) for a in args]
+    main = importlib.import_module(module).main
+    return run_in_process(lambda: main(argv), [module, *argv], input)
 
 
 def run_train_cli(args: Iterable[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:

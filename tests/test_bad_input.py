@@ -12,7 +12,6 @@ stderr as its traceback, so a crash still fails its case. Each case is its own t
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import importlib
 import importlib.util
@@ -21,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ import torch
 
 from attnlab.run.pipeline import train
 from attnlab.run.results import RunResult
-from tests.helpers import BIN, ROOT, TINY, TINY_ARCH, compose_config
+from tests.helpers import ROOT, TINY, TINY_ARCH, compose_config, run_in_process, run_tool
 
 PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
@@ -114,6 +112,7 @@ def ws(tmp_path_factory):
     (resume_dir / "checkpoints" / "last.ckpt").write_bytes((root / "evil_arch.ckpt").read_bytes())
     (root / "truncated.ckpt").write_bytes(good.read_bytes()[:5000])
     torch.save({"state_dict": {"w": torch.zeros(2)}}, root / "foreign.ckpt")
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {"lr": 1.0}}, root / "foreign_hparams.ckpt")
     sweep = root / "sweep" / "0"
     (sweep / ".hydra").mkdir(parents=True)
     (sweep / ".hydra" / "config.yaml").write_text("seed: 1\n")
@@ -243,6 +242,7 @@ def cases(ws) -> List[Case]:
         # -- eval.py -----------------------------------------------------------------------------------
         Case("eval:ckpt_missing", [*EVAL, f"ckpt_path={root / 'nope.ckpt'}", logs], f"attnlab eval: checkpoint error: no checkpoint at {root / 'nope.ckpt'}", 1, process=True),
         Case("eval:ckpt_foreign", [*EVAL, f"ckpt_path={root / 'foreign.ckpt'}", logs], "is not an attnlab checkpoint", 1),
+        Case("eval:ckpt_foreign_hparams", [*EVAL, f"ckpt_path={root / 'foreign_hparams.ckpt'}", logs], "is not an attnlab translation checkpoint (missing arch, attention, pos_enc", 1),
         Case("eval:model_code_running", [*EVAL, f"ckpt_path={root / 'evil_arch.ckpt'}", logs], "arch._target_='torch.load' names code", 1),
         Case("eval:data_code_running", [*EVAL, f"ckpt_path={root / 'evil_data.ckpt'}", logs], "data._target_='torch.load' names code", 1),
         Case("eval:bad_split", [*EVAL, f"ckpt_path={good}", "split=train", logs], "split must be one of val, test; got 'train'", 1),
@@ -352,36 +352,14 @@ def run_case(case: Case) -> Case:
     return case
 
 
-def run_in_process(case: Case) -> Case:
-    """The command in this process, as its console script or ``python script.py`` runs it: a
-    tool's ``main(argv)``, or train.py's / eval.py's Hydra main with ``sys.argv`` set; the exit code
-    it returns or exits with. An exception it lets out is a crash, written to stderr as the
-    traceback (and Hydra's own error report, which prints no traceback, ends with its exit 1)."""
+def run_case_in_process(case: Case) -> Case:
+    """The command in this process: a tool's ``main(argv)``, or train.py's / eval.py's Hydra main
+    with ``sys.argv`` set (Hydra's own error report prints no traceback and exits 1)."""
     if case.command[0] == PY:
-        main, argv = hydra_main(case.command[1]), case.command[2:]
-        call = lambda: main()  # noqa: E731
+        script, argv = case.command[1], case.command[2:]
+        case.proc = run_in_process(hydra_main(script), [script, *argv], case.stdin)
     else:
-        main, argv = importlib.import_module(case.command[0][:-1]).main, case.command[1:]
-        call = lambda: main(argv)  # noqa: E731
-    out, err = io.StringIO(), io.StringIO()
-    stdin = io.TextIOWrapper(io.BytesIO(case.stdin or b""), encoding="utf-8")
-    saved = sys.stdin, sys.argv
-    sys.stdin, sys.argv = stdin, [case.command[1] if case.command[0] == PY else case.command[0], *argv]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = call()
-                code = code if isinstance(code, int) else 0
-            except SystemExit as exc:  # argparse's refusals, sys.exit("message")
-                if isinstance(exc.code, str):
-                    print(exc.code, file=sys.stderr)
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except Exception:
-                traceback.print_exc()
-                code = 1
-    finally:
-        sys.stdin, sys.argv = saved
-    case.proc = subprocess.CompletedProcess(case.command, code, out.getvalue(), err.getvalue())
+        case.proc = run_tool(case.command[0][:-1], case.command[1:], case.stdin)
     return case
 
 
@@ -391,7 +369,7 @@ def results(ws):
     processes = [case for case in table if not in_process(case)]
     with ThreadPoolExecutor(max_workers=2) as pool:  # the machine has two cores
         running = pool.map(run_case, processes)  # beside the in-process cases
-        done = [run_in_process(case) for case in table if in_process(case)]
+        done = [run_case_in_process(case) for case in table if in_process(case)]
         done += list(running)
     return {case.name: case for case in done}
 

@@ -29,22 +29,3 @@ def test_train_cli_logs_an_offline_wandb_run(tmp_path):
     assert "src_vocab" not in config
     assert summary["name"] == config["run_name"] == "transformer-multihead-sinusoidal-numbers-s42"
     assert summary["state"] == "finished"
-
-
-def test_train_cli_refuses_an_invalid_combination_before_training(tmp_path):
-    proc = run_train_cli(["arch=transformer", "attention=none", "logger=none", f"paths.log_dir={tmp_path / 'logs'}"] + TINY[1:5], cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "attention=none cannot be used with arch=transformer" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not list((tmp_path / "logs").rglob("*.ckpt"))
-
-
-def test_train_cli_names_missing_data_without_a_traceback(tmp_path):
-    common = ["logger=none", f"paths.log_dir={tmp_path / 'logs'}", f"paths.data_dir={tmp_path / 'data'}"]
-    missing_files = run_train_cli(["data=parallel_files", *common], cwd=tmp_path)
-    assert missing_files.returncode != 0 and "Traceback" not in missing_files.stderr
-    assert "missing required value(s): data.corpus.test, data.corpus.train, data.corpus.val" in missing_files.stderr
-    no_modules = run_train_cli(["data=bible", f"data.corpus.sword_path={tmp_path}", *common], cwd=tmp_path)
-    assert no_modules.returncode != 0 and "Traceback" not in no_modules.stderr
-    assert "attnlab: data error: data=bible needs the SWORD modules" in no_modules.stderr
-    assert "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv" in no_modules.stderr

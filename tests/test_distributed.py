@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, TINY, TINY_ARCH, leet, only_run_dir, read_metrics, run_cli, run_eval_cli, run_train_cli
+from tests.helpers import ROOT, TINY, TINY_ARCH, compose_config, leet, only_run_dir, read_metrics, run_cli, run_eval_cli, run_train_cli
 
 SMALL = [a for a in TINY if a not in ("logger=none",)] + TINY_ARCH["transformer"] + ["data.corpus.test_size=25", "data.eval_batch_size=8"]
 
@@ -121,13 +121,12 @@ PROBE = ["+callbacks.dtype_probe._target_=tests.helpers.OutputDtypeProbe"]
 
 @pytest.mark.parametrize("precision,dtype", [("bf16-mixed", "torch.bfloat16"), ("32-true", "torch.float32")])
 def test_mixed_precision_on_cpu_runs_in_the_dtype_asked_for(tmp_path, precision, dtype):
-    logs = tmp_path / "logs"
-    proc = run_train_cli([*TINY, *TINY_ARCH["transformer"], f"trainer.precision={precision}", *PROBE, f"paths.log_dir={logs}"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = only_run_dir(logs)
-    assert (run / "logits_dtype.txt").read_text() == dtype  # what the training step's autocast produced
-    result = read_metrics(run)
-    assert all(math.isfinite(result["metrics"][k]) for k in ("val/loss", "test/loss", "val/bleu"))
+    from attnlab.run.pipeline import train
+
+    cfg = compose_config(tmp_path, [f"trainer.precision={precision}", *PROBE], tmp_path / "data")  # in-process: no process is tested
+    result = train(cfg)
+    assert (tmp_path / "out" / "logits_dtype.txt").read_text() == dtype  # what the training step's autocast produced
+    assert all(math.isfinite(result.metrics[k]) for k in ("val/loss", "test/loss", "val/bleu"))
 
 
 @pytest.mark.slow

@@ -13,13 +13,13 @@ from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadA
 from attnlab.data.sampling import rank_and_world  # noqa: F401  (patched below)
 from attnlab.data.stream import BlockSampler
 from attnlab.decoding import generate, sample_next
-from attnlab.errors import AttnlabError, ConfigError
+from attnlab.errors import AttnlabError
 from attnlab.models.rnn import RNNSeq2Seq
 from attnlab.models.transformer import TransformerSeq2Seq
 from attnlab.positional import LearnedPositionalEncoding, NoPositionalEncoding, SinusoidalPositionalEncoding
 from attnlab.run.pipeline import train
 from attnlab.tasks import load_task
-from tests.helpers import BIN, compose_config, run_cli
+from tests.helpers import BIN, compose_config, run_cli, run_tool
 
 V = 30
 ATTENTION = {
@@ -187,11 +187,12 @@ def test_a_character_lm_learns_its_text_and_generates_from_the_cli(tmp_path, tex
     cli = BIN / "attnlab-generate"
     proc = run_cli([cli, "--ckpt", result.checkpoint, "--max-new-tokens", "14", "--temperature", "0", "the cat "])
     assert proc.returncode == 0 and proc.stdout.startswith("the cat sat on the mat"), proc.stderr
-    seeded = [run_cli([cli, "--ckpt", result.checkpoint, "--seed", "3", "--top-k", "5", "--top-p", "0.9", "--no-prompt", "a "]).stdout for _ in range(2)]
+    tool = "attnlab.cli.generate"  # the rest through its main(argv), in this process
+    seeded = [run_tool(tool, ["--ckpt", result.checkpoint, "--seed", "3", "--top-k", "5", "--top-p", "0.9", "--no-prompt", "a "]).stdout for _ in range(2)]
     assert seeded[0] == seeded[1] and seeded[0].strip()
-    nocache = run_cli([cli, "--ckpt", result.checkpoint, "--temperature", "0", "--no-cache", "--max-new-tokens", "14", "the cat "])
+    nocache = run_tool(tool, ["--ckpt", result.checkpoint, "--temperature", "0", "--no-cache", "--max-new-tokens", "14", "the cat "])
     assert nocache.stdout == proc.stdout
-    odd = run_cli([cli, "--ckpt", result.checkpoint, "--max-new-tokens", "5", "Zürich €"], input="")
+    odd = run_tool(tool, ["--ckpt", result.checkpoint, "--max-new-tokens", "5", "Zürich €"], input="")
     assert odd.returncode == 0 and "warning: the prompt holds 'Z', 'ü', '€'" in odd.stderr
 
 

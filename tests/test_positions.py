@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention, NoAttention
+from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention
 from attnlab.decoding import generate, greedy_decode
 from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.positional import ALiBiPositionalEncoding, RotaryHook, RotaryPositionalEncoding, T5RelativePositionalBias, alibi_slopes, relative_position_bucket

@@ -6,7 +6,7 @@ import re
 
 import tests.toy_task  # noqa: F401  (a task's module registers it: then its checkpoints load here too)
 from attnlab.tasks import load_task
-from tests.helpers import BIN, ROOT, read_metrics, run_cli, run_train_cli
+from tests.helpers import ROOT, read_metrics, run_tool, run_train_cli
 
 
 def test_a_task_defined_outside_attnlab_trains_through_the_real_pipeline(tmp_path):
@@ -35,7 +35,7 @@ def test_a_task_defined_outside_attnlab_trains_through_the_real_pipeline(tmp_pat
         task = load_task(best)
         assert type(task).__name__ == "ReverseTask" and task.hparams.arch["_component_"] == f"arch/{result['choices']['arch']}"
 
-    report = run_cli([BIN / "attnlab-report", sweep])
+    report = run_tool("attnlab.cli.report", [sweep])
     assert report.returncode == 0, report.stderr
     text = (sweep / "report.md").read_text()
     assert "2 jobs: 2 finished, 0 failed." in text

@@ -5,7 +5,6 @@ The WordNet and Bible tests need Debian's wordnet-base and SWORD modules; `.ci/r
 and sets ATTNLAB_REQUIRE_WORDNET=1 and ATTNLAB_REQUIRE_SWORD=1, so in CI they fail, never skip.
 """
 
-import functools
 import gzip
 import logging
 import os

@@ -14,7 +14,7 @@ from attnlab.errors import ConfigError
 from attnlab.run.pipeline import train
 from attnlab.tasks import load_task
 from attnlab.tasks.mlm import IGNORE, mask_tokens
-from tests.helpers import BIN, TINY_ARCH, compose_config, read_metrics, run_cli, run_eval_cli
+from tests.helpers import TINY_ARCH, compose_config, read_metrics, run_eval_cli, run_tool
 
 TOPICS = {
     "animal": "cat dog horse bird fish cow sheep",
@@ -172,7 +172,7 @@ def test_pretrain_fill_mask_and_fine_tune_from_it(tmp_path, text_data):
     (masks,) = task.fill_mask(["the [MASK] and a [MASK]"], top_k=3)
     assert len(masks) == 2 and all(len(m) == 3 for m in masks)
     assert all(p1 >= p2 >= p3 for (_, p1), (_, p2), (_, p3) in masks)
-    cli = run_cli([BIN / "attnlab-fill-mask", "--ckpt", mlm.checkpoint, "--top-k", "2", "my [MASK] dog"])
+    cli = run_tool("attnlab.cli.fill_mask", ["--ckpt", mlm.checkpoint, "--top-k", "2", "my [MASK] dog"])
     assert cli.returncode == 0, cli.stderr
     (line,) = cli.stdout.splitlines()
     assert line.count("(") == 2
