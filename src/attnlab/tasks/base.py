@@ -24,8 +24,10 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 
+from attnlab import components
 from attnlab.errors import ConfigError
 from attnlab.schema import Spec
+from attnlab.tasks.shapes import MODEL_KEYS
 
 DECAY_RULES = ("matrices", "all")  # task.decay: which parameters weight decay applies to
 
@@ -141,6 +143,21 @@ class Task(L.LightningModule):
                 raise ConfigError(f"task.monitor_mode must be min or max; got {monitor_mode!r}")
             self.monitor_mode = monitor_mode
         self.test_split = "test"  # the name the test loop gives its split (eval.py may evaluate "val")
+
+    def save_task_hyperparameters(self, specs: Dict[str, Any], data: Any, choices: Any, **own: Any) -> None:
+        """What rebuilds this task, into its checkpoint: the model's component specs (checked by the
+        registry), the task's own hyperparameters (``own``, in ``hparam_schema``'s shapes), the
+        data spec (eval.py rebuilds the splits from it) and the run's choices."""
+        self.save_hyperparameters(
+            {
+                "task": self.name,
+                **{key: components.check_spec(plain(specs[key]), key, key) for key in MODEL_KEYS},
+                **own,
+                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,
+                "choices": plain(choices) or {},
+            },
+            logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
+        )
 
     # -- what the pipeline asks of a task class --------------------------------------------
     @classmethod

@@ -105,21 +105,17 @@ class ClassificationTask(Task):
             specs = {k: source[k] for k in MODEL_KEYS}  # the pretrained encoder's own settings
         if not labels:
             raise ConfigError("task=classification needs labelled data: the training split has no labels")
-        self.save_hyperparameters(
-            {
-                "task": self.name,
-                **{k: components.check_spec(plain(specs[k]), k, k) for k in MODEL_KEYS},
-                "vocab": list(vocab),
-                "specials": plain(specials),
-                "labels": list(labels),
-                "tokenizer": plain(tokenizer),
-                "pooling": pooling,
-                "classifier_dropout": classifier_dropout,
-                "label_smoothing": label_smoothing,
-                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,
-                "choices": plain(choices) or {},
-            },
-            logger=False,
+        self.save_task_hyperparameters(
+            specs,
+            data,
+            choices,
+            vocab=list(vocab),
+            specials=plain(specials),
+            labels=list(labels),
+            tokenizer=plain(tokenizer),
+            pooling=pooling,
+            classifier_dropout=classifier_dropout,
+            label_smoothing=label_smoothing,
         )
         self.vocab = Vocab(self.hparams.vocab, self.hparams.specials)
         self.tokenizer = Tokenizer.from_spec(self.hparams.tokenizer)

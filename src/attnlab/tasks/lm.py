@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from attnlab import components
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import Vocab
 from attnlab.decoding import generate
@@ -86,25 +85,21 @@ class LanguageModelTask(Task):
         compile: bool = False,
     ):
         super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
-        self.save_hyperparameters(
-            {
-                "task": self.name,
-                **{k: components.check_spec(plain(v), k, k) for k, v in (("arch", arch), ("attention", attention), ("pos_enc", pos_enc))},
-                "vocab": list(vocab),
-                "specials": plain(specials),
-                "tokenizer": plain(tokenizer),
-                "block_size": block_size,
-                "test_block_size": test_block_size or block_size,
-                "prompt": prompt,
-                "num_samples": num_samples,
-                "sample_tokens": sample_tokens,
-                "temperature": temperature,
-                "top_k": top_k,
-                "top_p": top_p,
-                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,
-                "choices": plain(choices) or {},
-            },
-            logger=False,
+        self.save_task_hyperparameters(
+            {"arch": arch, "attention": attention, "pos_enc": pos_enc},
+            data,
+            choices,
+            vocab=list(vocab),
+            specials=plain(specials),
+            tokenizer=plain(tokenizer),
+            block_size=block_size,
+            test_block_size=test_block_size or block_size,
+            prompt=prompt,
+            num_samples=num_samples,
+            sample_tokens=sample_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
         )
         self.vocab = Vocab(self.hparams.vocab, self.hparams.specials)
         self.tokenizer = Tokenizer.from_spec(self.hparams.tokenizer)

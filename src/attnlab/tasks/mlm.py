@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from attnlab import components
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import Vocab
 from attnlab.errors import ConfigError
@@ -119,21 +118,17 @@ class MaskedLMTask(Task):
             raise ConfigError(f"task.mask_prob={mask_prob} must be in (0, 1)")
         if mask_token_prob < 0 or random_token_prob < 0 or mask_token_prob + random_token_prob > 1:
             raise ConfigError("task.mask_token_prob and task.random_token_prob must be >= 0 and sum to at most 1")
-        self.save_hyperparameters(
-            {
-                "task": self.name,
-                **{k: components.check_spec(plain(v), k, k) for k, v in (("arch", arch), ("attention", attention), ("pos_enc", pos_enc))},
-                "vocab": list(vocab),
-                "specials": plain(specials),
-                "tokenizer": plain(tokenizer),
-                "mask_prob": mask_prob,
-                "mask_token_prob": mask_token_prob,
-                "random_token_prob": random_token_prob,
-                "whole_word": whole_word,
-                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,
-                "choices": plain(choices) or {},
-            },
-            logger=False,
+        self.save_task_hyperparameters(
+            {"arch": arch, "attention": attention, "pos_enc": pos_enc},
+            data,
+            choices,
+            vocab=list(vocab),
+            specials=plain(specials),
+            tokenizer=plain(tokenizer),
+            mask_prob=mask_prob,
+            mask_token_prob=mask_token_prob,
+            random_token_prob=random_token_prob,
+            whole_word=whole_word,
         )
         self.vocab = Vocab(self.hparams.vocab, self.hparams.specials)
         if self.vocab.mask_id is None:

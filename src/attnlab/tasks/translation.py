@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from attnlab import components
 from attnlab.data.tokenization import Tokenizer
 from attnlab.data.vocab import PAD_ID, Vocab
 from attnlab.metrics import CorpusBLEU, CorpusChrF, ExactMatch, bleu_by_length, bleu_signature
@@ -91,24 +90,19 @@ class TranslationTask(Task):
         compile: bool = False,
     ):
         super().__init__(optimizer, scheduler, monitor, monitor_mode, decay)
-        self.save_hyperparameters(
-            {
-                "task": self.name,
-                # the component kinds are the hyperparameters' names
-                **{key: components.check_spec(plain(spec), key, key) for key, spec in (("arch", arch), ("attention", attention), ("pos_enc", pos_enc))},
-                "src_vocab": list(src_vocab),
-                "tgt_vocab": list(tgt_vocab),
-                "src_tokenizer": plain(src_tokenizer),
-                "tgt_tokenizer": plain(tgt_tokenizer),
-                "label_smoothing": label_smoothing,
-                "max_len_a": max_len_a,
-                "max_len_b": max_len_b,
-                "decoding": decoding_settings(plain(decoding)),
-                "length_bucket": length_bucket,
-                "data": components.check_spec(plain(data), "data", "datamodule") if data else None,  # eval.py rebuilds the splits
-                "choices": plain(choices) or {},
-            },
-            logger=False,  # the pipeline logs the experiment's config itself; vocabularies stay out of W&B
+        self.save_task_hyperparameters(
+            {"arch": arch, "attention": attention, "pos_enc": pos_enc},
+            data,
+            choices,
+            src_vocab=list(src_vocab),
+            tgt_vocab=list(tgt_vocab),
+            src_tokenizer=plain(src_tokenizer),
+            tgt_tokenizer=plain(tgt_tokenizer),
+            label_smoothing=label_smoothing,
+            max_len_a=max_len_a,
+            max_len_b=max_len_b,
+            decoding=decoding_settings(plain(decoding)),
+            length_bucket=length_bucket,
         )
         src_vocab, tgt_vocab = Vocab(self.hparams.src_vocab), Vocab(self.hparams.tgt_vocab)
         self.model = build_seq2seq(self.hparams.arch, self.hparams.attention, self.hparams.pos_enc, len(src_vocab), len(tgt_vocab), PAD_ID)
