@@ -126,8 +126,13 @@ def test_debug_overfit_memorises_one_batch(tmp_path, data_dir):
 
 
 def test_dates_data_trains(tmp_path, data_dir):
+    import re
+
     result = train(compose_config(tmp_path, ["data=dates"], data_dir))
     assert result.choices["data"] == "dates" and result.global_step == 3
+    # the run read the dates corpus (targets are ISO dates), not the default numbers
+    targets = [t for _, t in cached_split(data_dir, "dates", "test", 24)]
+    assert len(targets) == 24 and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", t) for t in targets)
 
 
 @pytest.mark.parametrize(
