@@ -38,6 +38,7 @@ TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
 TRANSLATE, AVERAGE, REPORT = ["attnlab.cli.translate:"], ["attnlab.cli.average:"], ["attnlab.cli.report:"]
 FILL_MASK, GENERATE, DASHBOARD = ["attnlab.cli.fill_mask:"], ["attnlab.cli.generate:"], ["attnlab.cli.dashboard:"]
 BIBLE = ["attnlab.data.bible:"]
+WANDB_GROUP = ["--entity", "e", "--project", "p", "--group", "g"]
 
 
 class CreatesFile:
@@ -319,7 +320,15 @@ def cases(ws) -> List[Case]:
         Case("report:min_bucket_0", [*REPORT, str(root / "sweep"), "--min-bucket", "0"], "argument --min-bucket: must be an integer in [1, 1000000]", 2),
         Case("report:out_is_file", [*REPORT, str(root / "sweep"), "--out", str(root / "bad.tsv")], f"argument --out: {root / 'bad.tsv'} is a file, not a directory", 2),
         Case("report:out_missing_parent", [*REPORT, str(root / "sweep"), "--out", str(root / "no" / "where")], f"the directory {root / 'no'} does not exist", 2),
-        Case("dashboard:dry_run_extension", [*DASHBOARD, "--entity", "e", "--project", "p", "--group", "g", "--dry-run", str(root / "spec.txt")], "argument --dry-run: ", 2),
+        # -- attnlab-dashboard -------------------------------------------------------------------------
+        Case("dashboard:dry_run_extension", [*DASHBOARD, *WANDB_GROUP, "--dry-run", str(root / "spec.txt")], "argument --dry-run: " + str(root / "spec.txt") + ": the file name must end in .json", 2),
+        Case("dashboard:dry_run_is_dir", [*DASHBOARD, *WANDB_GROUP, "--dry-run", str(root)], f"argument --dry-run: '{root}' is a directory; give a file name", 2),
+        Case("dashboard:dry_run_missing_dir", [*DASHBOARD, *WANDB_GROUP, "--dry-run", str(root / "no" / "d.json")], f"the directory {root / 'no'} does not exist", 2),
+        Case("dashboard:unknown_task", [*DASHBOARD, *WANDB_GROUP, "--task", "nosuch", "--dry-run", str(root / "d.json")], "--task: task 'nosuch' is not an attnlab component; known: classification, lm, mlm, translation", 2,
+             check=no_directory(root / "d.json")),
+        Case("dashboard:bad_kind", [*DASHBOARD, *WANDB_GROUP, "--kind", "page", "--dry-run", str(root / "d.json")], "argument --kind: invalid choice: 'page'", 2),
+        Case("dashboard:empty_group", [*DASHBOARD, "--entity", "e", "--project", "p", "--group", " ", "--dry-run", str(root / "d.json")], "argument --group: must not be empty", 2),
+        Case("dashboard:no_group", [*DASHBOARD, "--entity", "e", "--project", "p"], "the following arguments are required: --group", 2),
         # -- the Bible exporter ------------------------------------------------------------------------
         Case("bible:no_modules", [*BIBLE, "--out", str(root / "b.tsv"), "--sword-path", str(root)], "apt-get install -y sword-text-sparv sword-text-web sword-text-kjv", 1),
         Case("bible:out_is_dir", [*BIBLE, "--out", str(root)], f"argument --out: '{root}' is a directory", 2),

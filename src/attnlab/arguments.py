@@ -79,6 +79,13 @@ def temperature(text: str) -> float:
     return value
 
 
+def name(text: str) -> str:
+    """A name (a W&B entity, project or group): not empty, not only spaces."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def existing_dir(text: str) -> Path:
     path = Path(text)
     if not path.is_dir():

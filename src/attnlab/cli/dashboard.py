@@ -136,9 +136,9 @@ def save(obj) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="attnlab-dashboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--entity", required=True)
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--group", required=True, help="the sweep's W&B group (sweep_name, or <task_name>-<sweep dir>)")
+    parser.add_argument("--entity", required=True, type=args_.name)
+    parser.add_argument("--project", required=True, type=args_.name)
+    parser.add_argument("--group", required=True, type=args_.name, help="the sweep's W&B group (sweep_name, or <task_name>-<sweep dir>)")
     parser.add_argument("--task", default="translation", help="the sweep's task: its metrics and figures make the panels")
     parser.add_argument("--kind", default="workspace", choices=KINDS)
     parser.add_argument("--dry-run", type=args_.output_file(".json"), metavar="FILE", help="write the specification as JSON instead of saving")
