@@ -31,40 +31,37 @@ def _interval(lo: Optional[float], hi: Optional[float], lo_open: bool, hi_open: 
     return "finite"
 
 
-def integer(lo: Optional[int] = None, hi: Optional[int] = None) -> Callable[[str], int]:
-    """An integer in [lo, hi] (either bound may be absent)."""
-    what = f"an integer {_interval(lo, hi, False, False)}"
+def _ranged(convert: Callable[[str], float], what: str, inside: Callable[[float], bool], name: str) -> Callable[[str], float]:
+    """An argparse type: ``convert`` the text, then refuse a value outside the range in one line."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}") from None
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            value = None
+        if value is None or not inside(value):
             raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
         return value
 
-    parse.__name__ = "integer"  # argparse names the type in some messages
+    parse.__name__ = name  # argparse names the type in some messages
     return parse
+
+
+def integer(lo: Optional[int] = None, hi: Optional[int] = None) -> Callable[[str], int]:
+    """An integer in [lo, hi] (either bound may be absent)."""
+    inside = lambda v: (lo is None or v >= lo) and (hi is None or v <= hi)  # noqa: E731
+    return _ranged(int, f"an integer {_interval(lo, hi, False, False)}", inside, "integer")
 
 
 def number(lo: Optional[float] = None, hi: Optional[float] = None, lo_open: bool = False, hi_open: bool = False) -> Callable[[str], float]:
     """A finite number in the interval (nan and inf are never accepted)."""
-    what = f"a number {_interval(lo, hi, lo_open, hi_open)}"
 
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}") from None
-        below = lo is not None and (value <= lo if lo_open else value < lo)
-        above = hi is not None and (value >= hi if hi_open else value > hi)
-        if not math.isfinite(value) or below or above:
-            raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
-        return value
+    def inside(v: float) -> bool:
+        above_lo = lo is None or (v > lo if lo_open else v >= lo)
+        below_hi = hi is None or (v < hi if hi_open else v <= hi)
+        return math.isfinite(v) and above_lo and below_hi
 
-    parse.__name__ = "number"
-    return parse
+    return _ranged(float, f"a number {_interval(lo, hi, lo_open, hi_open)}", inside, "number")
 
 
 seed = integer(0, SEED_MAX)
@@ -99,7 +96,9 @@ def output_file(*suffixes: str) -> Callable[[str], Path]:
 
     def parse(text: str) -> Path:
         path = Path(text)
-        if not text or path.is_dir() or text.endswith(os.sep):
+        if not text.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if path.is_dir() or text.endswith(os.sep):
             raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file name")
         if suffixes and path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(f"{text}: the file name must end in {' or '.join(suffixes)}")

@@ -34,9 +34,10 @@ NON_NEGATIVE: Rule = (lambda v: _number(v) and v >= 0, "a number >= 0")
 PROBABILITY: Rule = (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)")
 FRACTION: Rule = (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
 OPEN_UNIT: Rule = (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)")
-INTEGER: Rule = (_integer, "an integer")
 SEED: Rule = (lambda v: _integer(v) and 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]")
 STEPS: Rule = (lambda v: _integer(v) and (v >= 1 or v == -1), "a positive integer (or -1: no limit); train=false evaluates without training")
+
+BOOLEAN: Rule = (lambda v: isinstance(v, bool), "true or false")
 
 
 def up_to(limit: int) -> Rule:
@@ -46,7 +47,6 @@ def up_to(limit: int) -> Rule:
 
 
 WIDTH, DEPTH = up_to(65536), up_to(1024)
-BOOLEAN: Rule = (lambda v: isinstance(v, bool), "true or false")
 
 
 def optional(rule: Rule) -> Rule:
@@ -199,7 +199,7 @@ def check_model_builds(cfg: DictConfig) -> None:
     specs = {key: config_spec(cfg[key], key) for key in ("arch", "attention", "pos_enc")}
     try:
         dry_build(task, **specs, pooling=OmegaConf.select(cfg, "task.pooling", default=None))
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, AttnlabError):
-            raise
+    except AttnlabError:
+        raise
+    except (ValueError, TypeError) as exc:  # a component's own refusal, in the config's words
         raise ConfigError(str(exc)) from None

@@ -13,8 +13,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import lightning as L
 from hydra.errors import InstantiationException
-from lightning.pytorch.utilities import rank_zero_info
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, open_dict
 
 from attnlab import components

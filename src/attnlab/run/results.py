@@ -124,6 +124,8 @@ SCHEMA: Dict[str, Spec] = {
     "output_dir": {"optional": "str"},
     "error": {"optional": "str"},
 }
+
+
 def _other_extra(key: str, value: Any) -> Spec:
     """Any extra the schema does not name: a curve when it has a curve's shape ({split: [rows]})."""
     looks_like_curve = isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values())

@@ -32,7 +32,6 @@ from attnlab.tasks.checkpoints import read_checkpoint
 from attnlab.tasks.shapes import MODEL_KEYS, TEXT_FIELDS, TEXT_SCHEMA
 
 
-
 def encoder_source(init_from: Optional[str], pretrained: Optional[str]) -> Optional[Dict[str, Any]]:
     """What a pretrained encoder brings: component specs, vocabulary, specials, tokenizer, weights."""
     if init_from and pretrained:

@@ -119,7 +119,6 @@ class LanguageModelTask(Task):
             return 0
         return len(token.replace("▁", " ").encode("utf-8"))
 
-
     # -- training ---------------------------------------------------------------------------------
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.model(tokens)[0]

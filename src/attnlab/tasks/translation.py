@@ -122,7 +122,6 @@ class TranslationTask(Task):
         self.bleu, self.chrf, self.exact_match = CorpusBLEU(), CorpusChrF(), ExactMatch()
         self._records: List[EvalRecord] = []
 
-
     # -- training ---------------------------------------------------------------------------
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         return self.model(src, tgt_in)[0]
