@@ -149,6 +149,7 @@ def test_missing_modules_name_the_apt_get_line(tmp_path, capsys):
     assert not (tmp_path / "x.tsv").exists()
 
 
+@pytest.mark.slow  # 15 s of BPE on the real verses; test_data's token-bucket tests are its fast siblings
 def test_bible_datamodule_bpe_and_bucketed_batches_pad_under_15_percent(sword_path, tmp_path):
     from hydra.utils import instantiate
 
