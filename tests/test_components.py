@@ -46,7 +46,7 @@ def test_nested_components_become_partials():
     "spec,message",
     [
         ({"_target_": "builtins.open", "file": "/tmp/x", "mode": "w"}, r"attention\._target_='builtins\.open' names code, not an attnlab component"),
-        ({"_component_": "attention/evil"}, r"attention 'evil' is not an attnlab component; known: additive, dot, multihead, none"),
+        ({"_component_": "attention/evil"}, r"attention 'evil' is not an attnlab component; known: additive, differential, dot, linear, local, mla, multihead, none"),
         ({"_component_": "corpus/numbers"}, r"expected a attention component, got 'corpus/numbers'"),
         ({"_component_": "attention/multihead", "extra": {"_target_": "os.system", "command": "true"}}, r"attention\.extra\._target_='os\.system' names code"),
         ({"_component_": "attention/multihead", "_args_": ["x"]}, r"attention\._args_: reserved key refused"),

@@ -39,6 +39,10 @@ _BUILTIN: Dict[str, Dict[str, str]] = {
         "dot": "attnlab.attention:DotProductAttention",
         "additive": "attnlab.attention:AdditiveAttention",
         "none": "attnlab.attention:NoAttention",
+        "local": "attnlab.attention:LocalAttention",
+        "linear": "attnlab.attention:LinearAttention",
+        "mla": "attnlab.attention:LatentAttention",
+        "differential": "attnlab.attention:DifferentialAttention",
     },
     "pos_enc": {
         "none": "attnlab.positional:NoPositionalEncoding",

@@ -121,6 +121,7 @@ class LearnedPositionalEncoding(PositionalEncoding):
 # -- positions inside attention ---------------------------------------------------------------------
 class RotaryHook(PositionHook):
     rotates = True
+    name = "rotary"
 
     def __init__(self, base: float):
         self.base = base
@@ -178,10 +179,17 @@ def alibi_slopes(num_heads: int) -> List[float]:
     return geometric(lower) + geometric(2 * lower)[0::2][: num_heads - lower]
 
 
+def _key_positions(k_len: int, device, k_positions: Optional[Tensor]) -> Tensor:  # (1, S)
+    return (torch.arange(k_len, device=device) if k_positions is None else k_positions)[None, :]
+
+
 class ALiBiHook(PositionHook):
-    def bias(self, q_len: int, k_len: int, q_offset: int, device, num_heads: int) -> Tensor:
+    biases = True
+    name = "alibi"
+
+    def bias(self, q_len: int, k_len: int, q_offset: int, device, num_heads: int, k_positions: Optional[Tensor] = None) -> Tensor:
         queries = torch.arange(q_offset, q_offset + q_len, device=device)[:, None]
-        distance = (queries - torch.arange(k_len, device=device)[None, :]).abs()  # (T, S)
+        distance = (queries - _key_positions(k_len, device, k_positions)).abs()  # (T, S)
         slopes = torch.tensor(alibi_slopes(num_heads), device=device)[:, None, None]  # (H, 1, 1)
         return (-slopes * distance).unsqueeze(0)  # (1, H, T, S)
 
@@ -219,6 +227,9 @@ def relative_position_bucket(relative_position: Tensor, bidirectional: bool, num
 
 
 class T5Hook(PositionHook):
+    biases = True
+    name = "t5"
+
     def __init__(self, owner: "T5RelativePositionalBias", causal: bool):
         self.owner, self.causal = owner, causal
 
@@ -227,10 +238,10 @@ class T5Hook(PositionHook):
         if attention.num_heads != heads:
             raise ValueError(f"pos_enc=t5 has a bias for {heads} heads, the attention has {attention.num_heads}: set pos_enc.num_heads={attention.num_heads}")
 
-    def bias(self, q_len: int, k_len: int, q_offset: int, device, num_heads: int) -> Tensor:
+    def bias(self, q_len: int, k_len: int, q_offset: int, device, num_heads: int, k_positions: Optional[Tensor] = None) -> Tensor:
         table = self.owner.table
         queries = torch.arange(q_offset, q_offset + q_len, device=device)[:, None]
-        relative = torch.arange(k_len, device=device)[None, :] - queries  # (T, S): key - query
+        relative = _key_positions(k_len, device, k_positions) - queries  # (T, S): key - query
         buckets = relative_position_bucket(relative, not self.causal, self.owner.num_buckets, self.owner.max_distance)
         return table(buckets).permute(2, 0, 1).unsqueeze(0)  # (1, H, T, S)
 

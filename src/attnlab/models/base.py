@@ -114,11 +114,31 @@ def padding_mask(tokens: Tensor, pad_id: int) -> Tensor:
     return tokens.eq(pad_id)
 
 
+def make_attention(factory: AttentionFactory, layer_index: int, cross: bool = False, **kwargs: Any) -> Attention:
+    """One layer's attention from the factory: ``layer_index`` (0-based) goes to the types whose
+    formula depends on depth (differential attention's λ_init); ``cross`` marks it as reading
+    another sequence."""
+    target = getattr(factory, "func", factory)
+    if getattr(target, "takes_layer_index", False):
+        kwargs["layer_index"] = layer_index
+    attention = factory(**kwargs)
+    return attention.for_cross_attention() if cross else attention
+
+
+def check_attention_for_rnn(attention: Attention) -> None:
+    if not attention.allows_rnn:
+        raise ValueError(
+            f"arch=rnn cannot use {attention.name}: its window is counted along one sequence, and an RNN "
+            f"attends across (a source) or has its own sense of order; choose attention=additive, dot, multihead, "
+            f"linear, mla or differential"
+        )
+
+
 def check_attention_for_self_attention(attention: Attention, arch: str) -> None:
     if not attention.allows_self_attention:
         raise ValueError(
             f"attention=none cannot be used with arch={arch}: its layers are built from "
-            f"self-attention; choose attention=additive, dot or multihead"
+            f"self-attention; choose attention=additive, dot, multihead, local, linear, mla or differential"
         )
     if attention.position_hook is not None:
         attention.position_hook.check(attention)

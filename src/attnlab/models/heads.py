@@ -44,7 +44,7 @@ class QueryPooling(nn.Module):
 
     def __init__(self, attention: Attention):
         super().__init__()
-        self.attention = attention
+        self.attention = attention.for_cross_attention()  # a learned query reads the states: no window
         self.query = nn.Parameter(torch.randn(1, 1, attention.d_model) * attention.d_model**-0.5)
 
     def forward(self, x: Tensor, pad_mask: Tensor) -> Tuple[Tensor, Optional[Tensor]]:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnlab.attention import Attention, Memory, causal_mask
+from attnlab.attention import Attention, Memory
 from attnlab.dropout import Dropout
 from attnlab.positional import NoPositionalEncoding
 from attnlab.models.base import (
@@ -30,7 +30,9 @@ from attnlab.models.base import (
     PositionalFactory,
     Seq2Seq,
     Weights,
+    check_attention_for_rnn,
     concat_weights,
+    make_attention,
     padding_mask,
 )
 
@@ -275,8 +277,10 @@ class RNNSeq2Seq(Seq2Seq):
         pos_enc = pos_enc or NoPositionalEncoding  # order comes from the recurrence itself
         self.encoder = RNNEncoder(src_vocab_size, emb_dim, d_model, cell, num_layers, bidirectional, dropout, pos_enc, pad_id)
         self.bridge = Bridge(d_model * self.encoder.num_directions, d_model, lstm=cell == "lstm")
+        cross = make_attention(attention, 0, cross=True, d_model=d_model)
+        check_attention_for_rnn(cross)
         self.decoder = DECODERS[decoder](
-            tgt_vocab_size, emb_dim, d_model, cell, num_layers, dropout, attention(d_model=d_model), pos_enc, pad_id, input_feeding
+            tgt_vocab_size, emb_dim, d_model, cell, num_layers, dropout, cross, pos_enc, pad_id, input_feeding
         )
         self.max_source_positions = self.encoder.pos.max_len
         self.max_target_positions = self.decoder.pos.max_len
@@ -363,7 +367,7 @@ class RNNSeq2Seq(Seq2Seq):
 @dataclass
 class RNNLMState:
     hidden: Any  # GRU (layers, B, d) or LSTM (h, c); None before the first token
-    memory: Optional[Memory]  # the past outputs, projected for attention (None without attention)
+    memory: Any  # the attention's cache of the past outputs (None before the first step and without attention)
     offset: int
 
 
@@ -395,7 +399,8 @@ class RNNLM(LanguageModel):
         self.max_positions = self.pos.max_len
         self.dropout = Dropout(dropout)
         self.rnn = CELLS[cell](emb_dim, d_model, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
-        attn = attention(d_model=d_model)
+        attn = make_attention(attention, 0, d_model=d_model)
+        check_attention_for_rnn(attn)
         self.attention = attn if attn.allows_self_attention else None  # none: nothing to attend with
         self.combine = nn.Linear(2 * d_model, d_model) if self.attention is not None else None
         if tie_embeddings:
@@ -412,9 +417,7 @@ class RNNLM(LanguageModel):
         out, hidden = self.rnn(emb, state.hidden)  # (B, t, d)
         memory, weights = state.memory, None
         if self.attention is not None:
-            memory = self.attention.extend_memory(memory, self.attention.project_memory(out, out, state.offset))
-            causal = causal_mask(tokens.size(1), tokens.device, state.offset)
-            context, weights = self.attention.attend(out, memory, attn_mask=causal, need_weights=need_weights, q_offset=state.offset)
+            context, memory, weights = self.attention.step(out, memory, state.offset, need_weights)
             out = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))
         logits = self.generator(self.pre_generator(self.dropout(out)))
         return logits, RNNLMState(hidden, memory, state.offset + tokens.size(1)), weights

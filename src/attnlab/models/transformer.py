@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from attnlab.attention import Attention, Memory, causal_mask, merge_masks
+from attnlab.attention import Attention, Memory, merge_masks
 from attnlab.dropout import Dropout
 from attnlab.models.base import (
     AttentionFactory,
@@ -27,6 +27,7 @@ from attnlab.models.base import (
     Seq2Seq,
     Weights,
     check_attention_for_self_attention,
+    make_attention,
     padding_mask,
 )
 
@@ -87,9 +88,9 @@ class DecoderLayer(nn.Module):
         self.cross_block = Sublayer(d_model, dropout, pre_norm, eps) if cross_attn is not None else None
         self.ff_block = Sublayer(d_model, dropout, pre_norm, eps)
 
-    def forward(self, y: Tensor, memory: Optional[Tensor], memory_mask: Optional[Tensor], causal: Tensor, need_weights: bool = False):
+    def forward(self, y: Tensor, memory: Optional[Tensor], memory_mask: Optional[Tensor], need_weights: bool = False):
         # no target padding mask: padding sits at the end, so the causal mask already hides it
-        y, sw = self.self_block(y, lambda h: self.self_attn(h, h, h, attn_mask=causal, need_weights=need_weights))
+        y, sw = self.self_block(y, lambda h: self.self_attn(h, h, h, need_weights=need_weights, causal=True))
         cw = None
         if self.cross_attn is not None:
             y, cw = self.cross_block(
@@ -98,18 +99,17 @@ class DecoderLayer(nn.Module):
         y, _ = self.ff_block(y, lambda h: (self.feed_forward(h), None))
         return y, sw, cw
 
-    def step(self, y: Tensor, cache: Optional[Memory], cross: Optional[Memory], cross_mask: Optional[Tensor], offset: int, need_weights: bool = False):
-        """New positions y (B, t, d) from ``offset`` on, against cached self-attention keys/values
-        (and the source's cross-attention memory and additive mask (B, 1, 1, S), both built once).
-        Returns y, the grown cache, weights. Several positions at once (a prompt) see each other
-        causally."""
-        grown: List[Memory] = []
-        causal = causal_mask(y.size(1), y.device, offset) if y.size(1) > 1 else None
+    def step(self, y: Tensor, cache: Any, cross: Optional[Memory], cross_mask: Optional[Tensor], offset: int, need_weights: bool = False):
+        """New positions y (B, t, d) from ``offset`` on, against the self-attention's cache (its own
+        kind: see attnlab.attention.cache) and the source's cross-attention memory and additive
+        mask (B, 1, 1, S), both built once. Returns y, the grown cache, weights. Several positions
+        at once (a prompt) see each other causally."""
+        grown: List[Any] = []
 
         def self_attention(h):
-            memory = self.self_attn.extend_memory(cache, self.self_attn.project_memory(h, h, offset))
-            grown.append(memory)
-            return self.self_attn.attend(h, memory, attn_mask=causal, need_weights=need_weights, q_offset=offset)
+            out, grown_cache, weights = self.self_attn.step(h, cache, offset, need_weights)
+            grown.append(grown_cache)
+            return out, weights
 
         y, sw = self.self_block(y, self_attention)
         cw = None
@@ -124,7 +124,7 @@ class DecoderCache:
     """Incremental decoding state: per layer, the self-attention keys/values so far and the
     cross-attention memory and padding mask (computed once per source); the next position."""
 
-    self_attn: List[Optional[Memory]]
+    self_attn: List[Any]  # each attention's own cache, None before the first step
     cross_attn: List[Memory]
     offset: int
     cross_mask: Optional[Tensor] = None  # (B, 1, 1, S) additive; None where no source has padding
@@ -193,8 +193,8 @@ class TransformerEncoder(nn.Module):
         self.dropout = Dropout(dropout)
         hook = self.pos.attention_hook(causal=False)
         layers = []
-        for _ in range(num_layers):
-            self_attn = attention(d_model=d_model, position_hook=hook)
+        for i in range(num_layers):
+            self_attn = make_attention(attention, i, d_model=d_model, position_hook=hook)
             check_attention_for_self_attention(self_attn, "transformer")
             layers.append(EncoderLayer(d_model, self_attn, d_ff, dropout, pre_norm, activation, norm_eps))
         self.layers = nn.ModuleList(layers)
@@ -252,15 +252,15 @@ class TransformerSeq2Seq(Seq2Seq):
         self.layers = nn.ModuleList(
             DecoderLayer(
                 d_model,
-                attention(d_model=d_model, position_hook=hook),
-                attention(d_model=d_model),
+                make_attention(attention, i, d_model=d_model, position_hook=hook),
+                make_attention(attention, i, cross=True, d_model=d_model),
                 d_ff,
                 dropout,
                 pre_norm,
                 activation,
                 norm_eps,
             )
-            for _ in range(num_decoder_layers)
+            for i in range(num_decoder_layers)
         )
         for layer in self.layers:
             check_attention_for_self_attention(layer.self_attn, "transformer")
@@ -325,12 +325,10 @@ class TransformerSeq2Seq(Seq2Seq):
         return Encoded(memory=memory, padding_mask=mask, weights={"encoder_self": weights} if need_weights else {})
 
     def _decode(self, tgt_in: Tensor, encoded: Encoded, need_weights: bool) -> Tuple[Tensor, Weights]:
-        T = tgt_in.size(1)
         y = self.dropout(self.pos(self.embed(tgt_in)))  # (B, T, d)
-        causal = causal_mask(T, tgt_in.device)
         self_w, cross_w = [], []
         for layer in self.layers:
-            y, sw, cw = layer(y, encoded.memory, encoded.padding_mask, causal, need_weights)
+            y, sw, cw = layer(y, encoded.memory, encoded.padding_mask, need_weights)
             self_w.append(sw)
             cross_w.append(cw)
         logits = self.generator(self.final_norm(y))
@@ -379,7 +377,7 @@ class TransformerSeq2Seq(Seq2Seq):
 class LMCache:
     """Incremental generation state: per layer, the self-attention keys/values so far; the next position."""
 
-    self_attn: List[Optional[Memory]]
+    self_attn: List[Any]  # each attention's own cache, None before the first step
     offset: int
 
 
@@ -413,8 +411,8 @@ class TransformerLM(LanguageModel):
         self.dropout = Dropout(dropout)
         hook = self.pos.attention_hook(causal=True)
         layers = []
-        for _ in range(num_layers):
-            self_attn = attention(d_model=d_model, position_hook=hook)
+        for i in range(num_layers):
+            self_attn = make_attention(attention, i, d_model=d_model, position_hook=hook)
             check_attention_for_self_attention(self_attn, "transformer")
             layers.append(DecoderLayer(d_model, self_attn, None, d_ff, dropout, pre_norm, activation, norm_eps))
         self.layers = nn.ModuleList(layers)
@@ -426,10 +424,9 @@ class TransformerLM(LanguageModel):
     def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         """(B, T) -> logits (B, T, V), each position seeing only itself and what came before."""
         y = self.dropout(self.pos(self.embed(tokens)))  # (B, T, d)
-        causal = causal_mask(tokens.size(1), tokens.device)
         weights = []
         for layer in self.layers:
-            y, w, _ = layer(y, None, None, causal, need_weights)
+            y, w, _ = layer(y, None, None, need_weights)
             weights.append(w)
         return self.generator(self.final_norm(y)), ({"self": weights} if need_weights else {})
 

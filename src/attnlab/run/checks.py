@@ -88,6 +88,14 @@ TRAIN_RULES: Dict[str, Rule] = {
     "attention.d_attn": optional(WIDTH),
     "attention.max_chunk_elements": optional(POSITIVE_INT),
     "attention.dropout": PROBABILITY,
+    "attention.window": up_to(1 << 20),
+    "attention.num_features": optional(up_to(1 << 16)),
+    "attention.chunk": up_to(1 << 16),
+    "attention.seed": SEED,
+    "attention.kv_latent_dim": optional(WIDTH),
+    "attention.rope_dim": optional(WIDTH),
+    "attention.absorb": BOOLEAN,
+    "attention.lambda_init": optional(PROBABILITY),
     "pos_enc.max_len": up_to(1 << 20),
     "pos_enc.dropout": PROBABILITY,
     "pos_enc.base": POSITIVE,
@@ -162,11 +170,23 @@ def check_fp16_clipping(cfg: DictConfig) -> None:
         )
 
 
+def check_window(cfg: DictConfig) -> None:
+    """A sliding window as long as a language model's block is full attention, paid for twice."""
+    window = OmegaConf.select(cfg, "attention.window", default=None)
+    block = OmegaConf.select(cfg, "data.block_size", default=None)
+    if isinstance(window, int) and isinstance(block, int) and window >= block:
+        raise ConfigError(
+            f"attention.window={window} is not smaller than data.block_size={block}: every query would see the whole "
+            "block, which is attention=multihead; choose a smaller window"
+        )
+
+
 def check_config(cfg: DictConfig, rules: Dict[str, Rule] = TRAIN_RULES) -> None:
     """Everything about a composed config that can be checked before any data or model exists."""
     check_required_values(cfg)
     check_values(cfg, rules)
     check_fp16_clipping(cfg)
+    check_window(cfg)
 
 
 def check_model_config(cfg: DictConfig, longest_sequence: Optional[int] = None, data_name: str = "") -> None:
