@@ -83,7 +83,7 @@ def cache_bytes(model, length: int) -> int:
     """Bytes of the key/value cache after ``length`` positions."""
     with torch.no_grad():
         _, state = model.step(torch.randint(4, V, (1, length)), model.start(1))
-    return sum(m.keys.numel() * m.keys.element_size() + m.values.numel() * m.values.element_size() for m in state.self_attn)
+    return sum(cache.nbytes for cache in state.self_attn)
 
 
 def main() -> None:

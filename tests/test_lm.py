@@ -157,7 +157,8 @@ def lm_config(tmp_path, files, overrides=()):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["attention=multihead", "pos_enc=learned", "pos_enc.max_len=16"], ["attention=dot", "pos_enc=sinusoidal"], ["attention=additive", "pos_enc=none"], ["arch=rnn", "attention=none"], ["arch=rnn", "attention=additive"]],
+    [["attention=multihead", "pos_enc=learned", "pos_enc.max_len=16"], ["attention=dot", "pos_enc=sinusoidal"], ["attention=additive", "pos_enc=none"], ["arch=rnn", "attention=none"], ["arch=rnn", "attention=additive"]]
+    + [["attention=local", "attention.window=4", "pos_enc=alibi"], ["attention=linear", "attention.feature_map=favor", "pos_enc=rotary"], ["attention=mla", "pos_enc=rotary"], ["attention=differential", "pos_enc=t5"], ["arch=rnn", "attention=linear"]],
     ids=lambda o: "-".join(x.split("=")[1] for x in o if "=" in x and "." not in x.split("=")[0]),
 )
 def test_every_family_member_trains_as_a_language_model(overrides, tmp_path, text_files):
@@ -171,6 +172,12 @@ def test_every_family_member_trains_as_a_language_model(overrides, tmp_path, tex
     assert len(samples) == 2
     # the summary's sample: the prompt and the file's first sample
     assert result.extras["sample"] == "\n" + samples[0].replace("\\n", "\n")
+    # the checkpoint rebuilds the same kind through the registry, and its cache decodes as recomputation does
+    task = load_task(result.checkpoint)
+    kind = next(o.split("=")[1] for o in overrides if o.startswith("attention="))
+    assert task.hparams.attention["_component_"] == f"attention/{kind}"
+    prompt = ["the cat "]
+    assert task.generate(prompt, max_new_tokens=12, temperature=0.0) == task.generate(prompt, max_new_tokens=12, temperature=0.0, use_cache=False)
 
 
 def test_a_character_lm_learns_its_text_and_generates_from_the_cli(tmp_path, text_files):

@@ -148,7 +148,11 @@ def test_gqa_decodes_with_its_cache(kv):
 PIPELINE = [[f"attention={a}", f"pos_enc={p}"] for a in ("multihead", "dot", "additive") for p in ("rotary", "alibi", "t5") if (a, p) != ("additive", "rotary")]
 
 
-@pytest.mark.parametrize("overrides", PIPELINE + [["attention.num_kv_heads=1"], ["attention.num_kv_heads=2", "pos_enc=rotary"]], ids=lambda o: "-".join(x.split("=")[1] for x in o))
+# the kinds after 2019, in the translation family (the LM and classification families: test_lm, test_text_tasks)
+KINDS = [["attention=local", "attention.window=2", "pos_enc=alibi"], ["attention=linear", "pos_enc=rotary"], ["attention=mla", "pos_enc=t5"], ["attention=differential", "pos_enc=rotary"]]
+
+
+@pytest.mark.parametrize("overrides", PIPELINE + KINDS + [["attention.num_kv_heads=1"], ["attention.num_kv_heads=2", "pos_enc=rotary"]], ids=lambda o: "-".join(x.split("=")[1] for x in o))
 def test_every_new_combination_trains(overrides, tmp_path, data_dir):
     from attnlab.run.pipeline import train
     from tests.helpers import compose_config

@@ -56,7 +56,10 @@ def text_config(tmp_path, text_data, overrides=(), task="classification"):
 
 ENCODERS = [
     ["arch=transformer", f"attention={attn}", f"pos_enc={pos}"] for attn in ("multihead", "dot", "additive") for pos in ("none", "learned", "sinusoidal")
-] + [["arch=rnn", f"attention={attn}", "pos_enc=none"] for attn in ("none", "additive", "dot", "multihead")] + [["arch=rnn", "arch.cell=lstm", "attention=additive", "pos_enc=none"]]
+] + [["arch=rnn", f"attention={attn}", "pos_enc=none"] for attn in ("none", "additive", "dot", "multihead")] + [["arch=rnn", "arch.cell=lstm", "attention=additive", "pos_enc=none"]] + [
+    ["arch=transformer", "attention=local", "pos_enc=t5"], ["arch=transformer", "attention=linear", "pos_enc=sinusoidal"],
+    ["arch=transformer", "attention=mla", "pos_enc=rotary"], ["arch=transformer", "attention=differential", "pos_enc=alibi"],
+]
 
 
 @pytest.mark.parametrize("overrides", ENCODERS, ids=lambda o: "-".join(x.split("=")[1] for x in o))

@@ -62,9 +62,11 @@ def greedy_decode(
     out = torch.stack(outputs, dim=1)
     if not need_weights:
         return out, None
+    # a kind whose steps keep no weights (linear attention's recurrent state keeps no keys) is left out
     joined = {
         name: [_join_steps([w[name][layer] for w in step_weights]) for layer in range(len(step_weights[0][name]))]
         for name in step_weights[0]
+        if all(layer is not None for w in step_weights for layer in w[name])
     }
     joined.update(encoded.weights)
     return out, joined

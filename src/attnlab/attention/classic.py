@@ -63,10 +63,9 @@ class MultiHeadAttention(Attention):
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0, causal=False):
         B, T, _ = query.shape
         q = self._rotate(self._split(self.q_proj(query), self.num_heads), q_offset)  # (B, H, T, dh)
-        mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset, causal)
-        keys, values = memory.keys, memory.values
+        mask, is_causal = self._scores_mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset, causal)
         out, weights = scaled_dot_attention(
-            q, keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads
+            q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads, is_causal
         )
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d)
         return self.out_proj(out), weights
@@ -100,10 +99,8 @@ class DotProductAttention(Attention):
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0, causal=False):
         q = self._rotate(query.unsqueeze(1), q_offset)  # (B, 1, T, d)
-        mask = self._mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset, causal)
-        out, weights = scaled_dot_attention(
-            q, memory.keys, memory.values, mask, self.scale, self._dropout_p, need_weights
-        )
+        mask, is_causal = self._scores_mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset, causal)
+        out, weights = scaled_dot_attention(q, memory.keys, memory.values, mask, self.scale, self._dropout_p, need_weights, is_causal=is_causal)
         return out.squeeze(1), weights
 
 

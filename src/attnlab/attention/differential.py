@@ -77,11 +77,11 @@ class DifferentialAttention(Attention):
         B, T, _ = query.shape
         H, S = self.num_heads, memory.keys.size(2)
         q = self._rotate(self._maps(self.q_proj(query)), q_offset)  # (B, 2H, T, dh)
-        mask = self._mask(query, S, key_padding_mask, attn_mask, q_offset, causal)
+        mask, is_causal = self._scores_mask(query, S, key_padding_mask, attn_mask, q_offset, causal)
         if mask is not None and mask.size(1) == H and H > 1:  # a per-head bias serves both maps of its head
             mask = mask.repeat_interleave(2, dim=1)
         values = memory.values.repeat_interleave(2, dim=1)  # (B, 2H, S, 2dh): both maps read V
-        out, weights = scaled_dot_attention(q, memory.keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights)
+        out, weights = scaled_dot_attention(q, memory.keys, values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, is_causal=is_causal)
         lam = self.lambda_()
         out = out.view(B, H, 2, T, 2 * self.head_dim)
         out = self.head_norm(out[:, :, 0] - lam * out[:, :, 1]) * (1 - self.lambda_init)  # (B, H, T, 2dh)

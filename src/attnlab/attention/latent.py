@@ -87,7 +87,7 @@ class LatentAttention(Attention):
         rows = memory.keys  # (B, 1, S, c + d_R)
         S, c = rows.size(2), self.kv_latent_dim
         q = self._heads(self.q_proj(query), self.head_dim)  # (B, H, T, dh)
-        mask = self._mask(query, S, key_padding_mask, attn_mask, q_offset, causal)
+        mask, is_causal = self._scores_mask(query, S, key_padding_mask, attn_mask, q_offset, causal)
         absorb = (self.absorb and T < S) if absorb is None else absorb
         if absorb:
             q = torch.einsum("bhtd,hdc->bhtc", q, self._per_head(self.k_up))  # W_UKᵀ q: (B, H, T, c)
@@ -99,7 +99,7 @@ class LatentAttention(Attention):
                 keys = torch.cat([keys, rows[..., c:].expand(B, self.num_heads, S, self.rope_dim)], dim=-1)
         if self.decoupled:
             q = torch.cat([q, self._rotate(self._heads(self.q_rope(query), self.rope_dim), q_offset)], dim=-1)
-        out, weights = scaled_dot_attention(q, keys, values, mask, self.scale, self._dropout_p, need_weights, grouped=absorb)
+        out, weights = scaled_dot_attention(q, keys, values, mask, self.scale, self._dropout_p, need_weights, grouped=absorb, is_causal=is_causal)
         if absorb:
             out = torch.einsum("bhtc,hdc->bhtd", out, self._per_head(self.v_up))  # W_UV Σ a c: (B, H, T, dh)
         return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights

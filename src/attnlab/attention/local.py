@@ -108,9 +108,13 @@ class LocalAttention(MultiHeadAttention):
         local_q = torch.arange(W, 2 * W, device=q.device)
         local_k = torch.arange(span, device=q.device)
         forbidden = band_mask(local_q, local_k, W, causal)  # (W, span)
-        absolute = torch.arange(blocks, device=q.device)[:, None] * W - W + local_k[None, :]  # (n, span)
-        outside = (absolute < 0) | (absolute >= T)  # keys of the padding added around the sequence
-        forbidden = (forbidden[None] | outside[:, None, :])[None, None]  # (1, 1, n, W, span)
+        starts = torch.arange(blocks, device=q.device)[:, None] * W
+        k_abs, q_abs = starts - W + local_k[None, :], starts + torch.arange(W, device=q.device)[None, :]  # (n, span), (n, W)
+        # keys of the padding added around the sequence; a query of the padding added after it
+        # (its output is cut off) may read them: no row of the softmax is all -inf, so no NaN
+        # reaches the gradients
+        outside = (k_abs < 0)[:, None, :] | ((k_abs >= T)[:, None, :] & (q_abs < T)[:, :, None])  # (n, W, span)
+        forbidden = (forbidden[None] | outside)[None, None]  # (1, 1, n, W, span)
         if key_padding_mask is not None:
             pad = F.pad(key_padding_mask, (W, tail + right), value=True).unfold(1, span, W)  # (B, n, span)
             itself = local_q[:, None] == local_k[None, :]  # (W, span): a padding query keeps itself

@@ -1,0 +1,286 @@
+"""What attention costs as sequences grow, for every mechanism, side by side in one run (the
+order rotating each round; times are medians over rounds, with the min-max spread of the ratio
+to fused multi-head attention in the same round):
+
+1. one causal self-attention layer, forward and backward, d=256, 4 heads, batch × length fixed
+   at --tokens tokens: seconds, peak memory above the inputs (the process's peak resident set,
+   reset before each call), and the log-log slope of time and memory between lengths (2:
+   quadratic, 1: linear);
+2. a whole decoder-only LM training step (forward, loss, backward, AdamW; d=256, 2 layers) at
+   the same shapes;
+3. decoding: seconds per new token (batch 1, one token a step, the model's cache) and the
+   cache's bytes at contexts of 1k to 16k positions.
+
+Mechanisms: multihead through PyTorch's fused kernel (the baseline) and through the explicit
+math that forms the score matrix ("multihead-explicit", skipped where its scores alone would
+pass --explicit-gib), local (window 256), linear (elu; favor with 64 features), mla (latent d/4),
+differential; decoding adds grouped-query (1 key/value head).
+
+Writes benchmarks/results/length.json and docs/length/length.png.
+
+    python benchmarks/length.py [--rounds N] [--lengths 256 1024 ...] [--contexts 1024 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+from harness import environment, publish, rotate
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from attnlab import components
+from attnlab.models.factory import build_language_model
+
+ROOT = Path(__file__).resolve().parents[1]
+D, HEADS, V, PAD, WINDOW = 256, 4, 256, 0, 256
+MECHANISMS: Dict[str, dict] = {
+    "multihead": {"_component_": "attention/multihead", "num_heads": HEADS, "dropout": 0.0},
+    "multihead-explicit": {"_component_": "attention/multihead", "num_heads": HEADS, "dropout": 0.0},
+    "local": {"_component_": "attention/local", "num_heads": HEADS, "window": WINDOW, "dropout": 0.0},
+    "linear": {"_component_": "attention/linear", "num_heads": HEADS},
+    "linear-favor": {"_component_": "attention/linear", "num_heads": HEADS, "feature_map": "favor", "num_features": 64},
+    "mla": {"_component_": "attention/mla", "num_heads": HEADS, "dropout": 0.0},
+    "differential": {"_component_": "attention/differential", "num_heads": HEADS, "dropout": 0.0},
+}
+DECODING = {
+    "multihead": MECHANISMS["multihead"],
+    "gqa-1kv": {**MECHANISMS["multihead"], "num_kv_heads": 1},
+    "mla": MECHANISMS["mla"],
+    "local": MECHANISMS["local"],
+    "linear": MECHANISMS["linear"],
+}
+ARCH = {"_component_": "arch/transformer", "d_model": D, "d_ff": 4 * D, "num_decoder_layers": 2, "dropout": 0.0, "norm": "pre"}
+POS = {"_component_": "pos_enc/rotary"}
+
+
+def _status(field: str) -> int:
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
+    return int(line.split()[1]) * 1024
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak resident memory while fn runs, above what was resident before it (Linux: the peak is
+    reset through /proc/self/clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status("VmRSS:")
+    fn()
+    return max(0, _status("VmHWM:") - before)
+
+
+def kernel(name: str):
+    return sdpa_kernel(SDPBackend.MATH) if name == "multihead-explicit" else contextlib.nullcontext()
+
+
+def layer(name: str):
+    torch.manual_seed(0)
+    factory = components.build(MECHANISMS[name], "attention", kind="attention")
+    hook = components.build(POS, "pos_enc", kind="pos_enc")(d_model=D).attention_hook(causal=True)
+    return factory(d_model=D, position_hook=hook)
+
+
+def lm(spec: dict):
+    torch.manual_seed(0)
+    return build_language_model(ARCH, spec, POS, V, PAD)
+
+
+def slope(xs: List[int], ys: List[Optional[float]]) -> Optional[float]:
+    """Log-log slope between the last two measured points (how cost grows at the long end)."""
+    points = [(x, y) for x, y in zip(xs, ys) if y]
+    if len(points) < 2:
+        return None
+    (x0, y0), (x1, y1) = points[-2], points[-1]
+    return math.log(y1 / y0) / math.log(x1 / x0)
+
+
+def crossover(lengths: List[int], mine: List[Optional[float]], base: List[Optional[float]]) -> Optional[int]:
+    """The first length from which this mechanism is faster than the baseline at every length."""
+    for i, length in enumerate(lengths):
+        if all(m is not None and b is not None and m < b for m, b in zip(mine[i:], base[i:])):
+            return length
+    return None
+
+
+def scaling(kind: str, names: List[str], lengths: List[int], tokens: int, rounds: int, explicit_gib: float, make_step) -> Dict[str, dict]:
+    """Time and peak memory of make_step(name, length)() for every mechanism and length."""
+    out: Dict[str, dict] = {n: {"seconds": [], "peak_bytes": [], "spread_vs_multihead": []} for n in names}
+    for length in lengths:
+        batch = max(1, tokens // length)
+        scores_gib = batch * HEADS * length * length * 4 / 2**30
+        runnable = [n for n in names if not (n == "multihead-explicit" and scores_gib > explicit_gib)]
+        steps = {n: make_step(n, length, batch) for n in runnable}
+        for fn in steps.values():
+            fn()  # warm-up: allocator, tables
+        times = rotate(steps, rounds, lambda fn: _seconds(fn))
+        for n in names:
+            if n not in steps:
+                out[n]["seconds"].append(None)
+                out[n]["peak_bytes"].append(None)
+                out[n]["spread_vs_multihead"].append(None)
+                continue
+            ratios = [a / b for a, b in zip(times[n], times["multihead"])]
+            out[n]["seconds"].append(statistics.median(times[n]))
+            out[n]["spread_vs_multihead"].append([min(ratios), max(ratios)])
+            out[n]["peak_bytes"].append(peak_bytes(steps[n]))
+        print(f"  {kind} {length}: " + ", ".join(f"{n} {statistics.median(times[n]):.3f}s" for n in steps), flush=True)
+        del steps
+    return out
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def attention_step(name: str, length: int, batch: int):
+    attn = layer(name)
+    x = torch.randn(batch, length, D, requires_grad=True)
+
+    def run():
+        with kernel(name):
+            out, _ = attn(x, x, x, causal=True)
+            out.sum().backward()
+        x.grad = None
+        attn.zero_grad(set_to_none=True)
+
+    return run
+
+
+def lm_step(name: str, length: int, batch: int):
+    model = lm(MECHANISMS[name])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens = torch.randint(1, V, (batch, length + 1))
+
+    def run():
+        with kernel(name):
+            logits, _ = model(tokens[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tokens[:, 1:].reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return run
+
+
+def decoding(contexts: List[int], rounds: int, new_tokens: int) -> Dict[str, dict]:
+    """Seconds per new token and cache bytes after each context length."""
+    out: Dict[str, dict] = {n: {"seconds_per_token": [], "cache_bytes": []} for n in DECODING}
+    models = {n: lm(spec).eval() for n, spec in DECODING.items()}
+    for context in contexts:
+        states = {}
+        with torch.no_grad():
+            for n, model in models.items():
+                state = model.start(1)
+                for start in range(0, context, 1024):  # the prompt in chunks: a bounded prefill
+                    _, state = model.step(torch.randint(1, V, (1, min(1024, context - start))), state)
+                states[n] = state
+
+        def per_token(n: str) -> float:
+            model, state = models[n], states[n]
+            token = torch.randint(1, V, (1, 1))
+            with torch.no_grad():
+                start = time.perf_counter()
+                for _ in range(new_tokens):  # each step from the same context: the cost at this length
+                    model.step(token, state)
+                return (time.perf_counter() - start) / new_tokens
+
+        times = rotate({n: n for n in models}, rounds, per_token)
+        for n in models:
+            out[n]["seconds_per_token"].append(statistics.median(times[n]))
+            out[n]["cache_bytes"].append(sum(c.nbytes for c in states[n].self_attn))
+        print(f"  decoding {context}: " + ", ".join(f"{n} {1000 * statistics.median(times[n]):.1f} ms" for n in models), flush=True)
+    return out
+
+
+def figure(lengths, layer_results, lm_results, contexts, decode_results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
+    for ax, (results, key, title) in zip(
+        axes,
+        ((layer_results, "seconds", "attention layer fwd+bwd (s)"), (layer_results, "peak_bytes", "attention layer peak memory (bytes)"), (lm_results, "seconds", "LM train step (s)")),
+    ):
+        for n, r in results.items():
+            xs = [x for x, y in zip(lengths, r[key]) if y]
+            ax.plot(xs, [y for y in r[key] if y], marker="o", label=n)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length (batch × length fixed)")
+        ax.set_title(title)
+    ax = axes[3]
+    for n, r in decode_results.items():
+        ax.plot(contexts, [1000 * s for s in r["seconds_per_token"]], marker="o", label=n)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context (positions)")
+    ax.set_title("decoding: ms per new token")
+    axes[0].legend(fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=16384, help="batch × length of every training shape")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 4096, 16384])
+    parser.add_argument("--new-tokens", type=int, default=8, help="decoding steps timed per measurement")
+    parser.add_argument("--explicit-gib", type=float, default=2.0, help="skip the explicit path where its score matrix alone passes this")
+    args = parser.parse_args()
+    names = list(MECHANISMS)
+    print("1. one attention layer, forward + backward", flush=True)
+    layer_results = scaling("layer", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, attention_step)
+    print("2. LM train step", flush=True)
+    lm_results = scaling("lm", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, lm_step)
+    print("3. decoding", flush=True)
+    decode_results = decoding(args.contexts, args.rounds, args.new_tokens)
+
+    def fmt_s(x):
+        return "-" if x is None else f"{x:.3f} s"
+
+    def fmt_b(x):
+        return "-" if x is None else f"{x / 2**20:.0f} MiB"
+
+    rows = []
+    for kind, results in (("layer", layer_results), ("LM step", lm_results)):
+        base = results["multihead"]["seconds"]
+        for n, r in results.items():
+            cross = crossover(args.lengths, r["seconds"], base) if n != "multihead" else None
+            r["slope_time"], r["slope_memory"], r["crossover_vs_multihead"] = slope(args.lengths, r["seconds"]), slope(args.lengths, r["peak_bytes"]), cross
+            cells = " · ".join(f"{L}: {fmt_s(s)} / {fmt_b(m)}" for L, s, m in zip(args.lengths, r["seconds"], r["peak_bytes"]))
+            slope_t = "-" if r["slope_time"] is None else f"{r['slope_time']:.2f}"
+            slope_m = "-" if r["slope_memory"] is None else f"{r['slope_memory']:.2f}"
+            where = "" if n == "multihead" else f"; faster than fused multihead from {cross if cross else 'no length measured'}"
+            rows.append([f"{kind} {n} (time / peak memory)", f"{cells}; slope {slope_t} (time), {slope_m} (memory) over the last two lengths{where}"])
+    for n, r in decode_results.items():
+        cells = " · ".join(f"{c}: {1000 * s:.1f} ms, {b / 2**20:.2f} MiB" for c, s, b in zip(args.contexts, r["seconds_per_token"], r["cache_bytes"]))
+        growth = r["seconds_per_token"][-1] / r["seconds_per_token"][0]
+        rows.append([f"decoding {n} (per new token, cache)", f"{cells}; time ×{growth:.2f} from {args.contexts[0]} to {args.contexts[-1]}"])
+    mla_ratio = decode_results["mla"]["cache_bytes"][-1] / decode_results["multihead"]["cache_bytes"][-1]
+    rows.append(["MLA cache / multihead cache", f"{mla_ratio:.3f}"])
+    report = {
+        **environment(args.rounds),
+        "shapes": {"d_model": D, "heads": HEADS, "window": WINDOW, "tokens": args.tokens, "lengths": args.lengths, "contexts": args.contexts, "pos_enc": "rotary", "lm_layers": 2},
+        "layer": layer_results,
+        "lm_step": lm_results,
+        "decoding": decode_results,
+    }
+    publish("length", "Attention at length: time, memory, slope, crossover; decoding cost per token", rows, report)
+    figure(args.lengths, layer_results, lm_results, args.contexts, decode_results, ROOT / "docs" / "length" / "length.png")
+
+
+if __name__ == "__main__":
+    main()
