@@ -58,6 +58,7 @@ bench: install minilm shakespeare
 	$(BIN)/python benchmarks/lm.py
 	$(BIN)/python benchmarks/text.py
 	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/length.py
 	$(BIN)/python benchmarks/batching.py
 	$(BIN)/python benchmarks/report.py
 

@@ -16,7 +16,11 @@ math that forms the score matrix ("multihead-explicit", skipped where its scores
 pass --explicit-gib), local (window 256), linear (elu; favor with 64 features), mla (latent d/4),
 differential; decoding adds grouped-query (1 key/value head).
 
-Writes benchmarks/results/length.json and docs/length/length.png.
+Slopes are per sequence: the cost of one sequence against its length (the measured time times
+length / tokens), 2 for quadratic, 1 for linear.
+
+Writes benchmarks/results/length.json and docs/length/length.png; --render-only recomputes the
+table and the figure from that JSON.
 
     python benchmarks/length.py [--rounds N] [--lengths 256 1024 ...] [--contexts 1024 ...]
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import statistics
 import time
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
-from harness import environment, publish, rotate
+from harness import RESULTS, environment, publish, rotate
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnlab import components
@@ -90,9 +95,11 @@ def lm(spec: dict):
     return build_language_model(ARCH, spec, POS, V, PAD)
 
 
-def slope(xs: List[int], ys: List[Optional[float]]) -> Optional[float]:
-    """Log-log slope between the last two measured points (how cost grows at the long end)."""
-    points = [(x, y) for x, y in zip(xs, ys) if y]
+def slope(xs: List[int], ys: List[Optional[float]], tokens: int) -> Optional[float]:
+    """Log-log slope of the cost of one sequence against its length, between the last two measured
+    points (the long end): 2 for quadratic, 1 for linear. A measurement holds batch × length fixed
+    at ``tokens``, so one sequence costs y / (tokens / length)."""
+    points = [(x, y * x / tokens) for x, y in zip(xs, ys) if y]
     if len(points) < 2:
         return None
     (x0, y0), (x1, y1) = points[-2], points[-1]
@@ -231,22 +238,8 @@ def figure(lengths, layer_results, lm_results, contexts, decode_results, path: P
     print(f"wrote {path}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=16384, help="batch × length of every training shape")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
-    parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 4096, 16384])
-    parser.add_argument("--new-tokens", type=int, default=8, help="decoding steps timed per measurement")
-    parser.add_argument("--explicit-gib", type=float, default=2.0, help="skip the explicit path where its score matrix alone passes this")
-    args = parser.parse_args()
-    names = list(MECHANISMS)
-    print("1. one attention layer, forward + backward", flush=True)
-    layer_results = scaling("layer", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, attention_step)
-    print("2. LM train step", flush=True)
-    lm_results = scaling("lm", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, lm_step)
-    print("3. decoding", flush=True)
-    decode_results = decoding(args.contexts, args.rounds, args.new_tokens)
+def render(lengths: List[int], contexts: List[int], tokens: int, layer_results: dict, lm_results: dict, decode_results: dict) -> List[List[str]]:
+    """The table's rows from the measurements (also what --render-only recomputes from the JSON)."""
 
     def fmt_s(x):
         return "-" if x is None else f"{x:.3f} s"
@@ -258,19 +251,54 @@ def main() -> None:
     for kind, results in (("layer", layer_results), ("LM step", lm_results)):
         base = results["multihead"]["seconds"]
         for n, r in results.items():
-            cross = crossover(args.lengths, r["seconds"], base) if n != "multihead" else None
-            r["slope_time"], r["slope_memory"], r["crossover_vs_multihead"] = slope(args.lengths, r["seconds"]), slope(args.lengths, r["peak_bytes"]), cross
-            cells = " · ".join(f"{L}: {fmt_s(s)} / {fmt_b(m)}" for L, s, m in zip(args.lengths, r["seconds"], r["peak_bytes"]))
+            cross = crossover(lengths, r["seconds"], base) if n != "multihead" else None
+            r["slope_time"], r["slope_memory"], r["crossover_vs_multihead"] = slope(lengths, r["seconds"], tokens), slope(lengths, r["peak_bytes"], tokens), cross
+            points = [(L, s) for L, s in zip(lengths, r["seconds"]) if s]
+            growth = points[-1][1] / points[-2][1] if len(points) >= 2 else None
+            cells = " · ".join(f"{L}: {fmt_s(s)} / {fmt_b(m)}" for L, s, m in zip(lengths, r["seconds"], r["peak_bytes"]))
             slope_t = "-" if r["slope_time"] is None else f"{r['slope_time']:.2f}"
             slope_m = "-" if r["slope_memory"] is None else f"{r['slope_memory']:.2f}"
             where = "" if n == "multihead" else f"; faster than fused multihead from {cross if cross else 'no length measured'}"
-            rows.append([f"{kind} {n} (time / peak memory)", f"{cells}; slope {slope_t} (time), {slope_m} (memory) over the last two lengths{where}"])
+            grew = "" if growth is None else f"; ×{growth:.2f} at fixed tokens from {points[-2][0]} to {points[-1][0]}"
+            rows.append([f"{kind} {n} (time / peak memory)", f"{cells}; per-sequence slope {slope_t} (time), {slope_m} (memory){grew}{where}"])
     for n, r in decode_results.items():
-        cells = " · ".join(f"{c}: {1000 * s:.1f} ms, {b / 2**20:.2f} MiB" for c, s, b in zip(args.contexts, r["seconds_per_token"], r["cache_bytes"]))
+        cells = " · ".join(f"{c}: {1000 * s:.1f} ms, {b / 2**20:.2f} MiB" for c, s, b in zip(contexts, r["seconds_per_token"], r["cache_bytes"]))
         growth = r["seconds_per_token"][-1] / r["seconds_per_token"][0]
-        rows.append([f"decoding {n} (per new token, cache)", f"{cells}; time ×{growth:.2f} from {args.contexts[0]} to {args.contexts[-1]}"])
+        cache_growth = r["cache_bytes"][-1] / r["cache_bytes"][0]
+        rows.append([f"decoding {n} (per new token, cache)", f"{cells}; from {contexts[0]} to {contexts[-1]}: time ×{growth:.2f}, cache ×{cache_growth:.2f}"])
     mla_ratio = decode_results["mla"]["cache_bytes"][-1] / decode_results["multihead"]["cache_bytes"][-1]
-    rows.append(["MLA cache / multihead cache", f"{mla_ratio:.3f}"])
+    rows.append(["MLA cache / multihead cache (equal heads and width)", f"{mla_ratio:.3f}"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=16384, help="batch × length of every training shape")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 4096, 16384])
+    parser.add_argument("--new-tokens", type=int, default=8, help="decoding steps timed per measurement")
+    parser.add_argument("--explicit-gib", type=float, default=2.0, help="skip the explicit path where its score matrix alone passes this")
+    parser.add_argument("--render-only", action="store_true", help="recompute the table and figure from results/length.json, measuring nothing")
+    args = parser.parse_args()
+    if args.render_only:
+        saved = json.loads((RESULTS / "length.json").read_text())
+        shapes = saved["shapes"]
+        rows = render(shapes["lengths"], shapes["contexts"], shapes["tokens"], saved["layer"], saved["lm_step"], saved["decoding"])
+        saved["rows"] = rows
+        (RESULTS / "length.json").write_text(json.dumps(saved, indent=2) + "\n")
+        for label, value in rows:
+            print(f"  {label}  {value}")
+        figure(shapes["lengths"], saved["layer"], saved["lm_step"], shapes["contexts"], saved["decoding"], ROOT / "docs" / "length" / "length.png")
+        return
+    names = list(MECHANISMS)
+    print("1. one attention layer, forward + backward", flush=True)
+    layer_results = scaling("layer", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, attention_step)
+    print("2. LM train step", flush=True)
+    lm_results = scaling("lm", names, args.lengths, args.tokens, args.rounds, args.explicit_gib, lm_step)
+    print("3. decoding", flush=True)
+    decode_results = decoding(args.contexts, args.rounds, args.new_tokens)
+    rows = render(args.lengths, args.contexts, args.tokens, layer_results, lm_results, decode_results)
     report = {
         **environment(args.rounds),
         "shapes": {"d_model": D, "heads": HEADS, "window": WINDOW, "tokens": args.tokens, "lengths": args.lengths, "contexts": args.contexts, "pos_enc": "rotary", "lm_layers": 2},

@@ -41,3 +41,24 @@ def test_a_repeated_step_reuses_its_pages():
     assert default > pages * 0.8  # glibc's defaults: every tensor mapped afresh and faulted in
     assert applied == "True"
     assert kept < default / 5  # kept: mostly the pages of the step before
+
+
+PEAK = """
+import torch
+from attnlab.run.memory import PeakMemory
+
+peak = PeakMemory()
+block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+del block
+first = peak.mib()
+again = PeakMemory()  # a new job: the last one's peak is not its own
+print(first, again.mib())
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="the peak resident set is reset through Linux's /proc/self/clear_refs")
+def test_peak_memory_counts_what_a_job_added_at_its_peak():
+    """In a fresh process: in-process training may have made glibc keep freed heap for reuse."""
+    out = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, check=True).stdout.split()
+    first, second = map(float, out)
+    assert 60 <= first < 200 and second < 30, out

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from attnlab import arguments as args_
 from attnlab.run.results import AXES, FILE_NAME, RunResult
 
-RUN_COLUMNS = [["tokens/s", "tokens_per_sec", True], ["wall time s", "wall_time_s", False]]
+RUN_COLUMNS = [["tokens/s", "tokens_per_sec", True], ["wall time s", "wall_time_s", False], ["peak MiB", "peak_memory_mib", False]]
 
 
 @dataclass
@@ -146,7 +146,7 @@ def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
 def fmt(mean: Optional[float], std: Optional[float], key: str) -> str:
     if mean is None:
         return "–"
-    digits = 0 if key == "tokens_per_sec" else (1 if key == "wall_time_s" else 2)
+    digits = 0 if key in ("tokens_per_sec", "peak_memory_mib") else (1 if key == "wall_time_s" else 2)
     text = f"{mean:,.{digits}f}"
     return text + (f" ± {std:,.{digits}f}" if std is not None else "")
 

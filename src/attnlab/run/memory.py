@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from typing import Optional
 
 log = logging.getLogger("attnlab")
 
@@ -44,3 +45,44 @@ def keep_freed_memory() -> bool:
     if not _applied:
         log.warning("glibc refused mallopt: large tensors stay on glibc's default allocation path")
     return _applied
+
+
+class PeakMemory:
+    """The most memory a job added while it ran: on a GPU, torch's peak allocation; on Linux, the
+    peak resident set (reset through /proc/self/clear_refs when the job starts) above what the
+    process held then. None elsewhere. With ``keep_freed_memory`` a multirun's later jobs reuse heap
+    an earlier one kept, so their growth reads low: compare jobs run with keep_freed_memory=false."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self.start: Optional[int] = None
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.start = 0
+            return
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.start = _status_bytes("VmRSS:")
+        except OSError:
+            self.start = None
+
+    def mib(self) -> Optional[float]:
+        import torch
+
+        if self.start is None:
+            return None
+        if self.cuda:
+            return torch.cuda.max_memory_allocated() / 2**20
+        try:
+            return max(0, _status_bytes("VmHWM:") - self.start) / 2**20
+        except OSError:
+            return None
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field))
+    return int(line.split()[1]) * 1024

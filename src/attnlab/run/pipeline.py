@@ -24,7 +24,7 @@ from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
 from attnlab.run.checks import check_config, check_model_config, config_spec
 from attnlab.run import precision
 from attnlab.run.job import base_result, choices
-from attnlab.run.memory import keep_freed_memory
+from attnlab.run.memory import PeakMemory, keep_freed_memory
 from attnlab.run.results import RunResult
 from attnlab.run.setup import experiment_summary, instantiate_callbacks, instantiate_loggers
 from attnlab.run.wandb_setup import finish_wandb
@@ -124,6 +124,7 @@ def resolve_precision(cfg: DictConfig) -> str:
 def train(cfg: DictConfig) -> RunResult:
     """Train, test and record one configuration."""
     started = time.time()
+    peak: Optional[PeakMemory] = None
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -149,6 +150,7 @@ def train(cfg: DictConfig) -> RunResult:
             logger.log_hyperparams(summary)
 
         if cfg.get("train", True):
+            peak = PeakMemory()  # from here: what training the model adds, not what loading the libraries and data did
             trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             if "val" not in recorder.latest and not trainer.interrupted:
                 # fewer steps than one validation interval: the run's val metrics come from its end
@@ -175,6 +177,7 @@ def train(cfg: DictConfig) -> RunResult:
         result.report_columns = [list(column) for column in task.report_columns]
         result.tokens_per_sec = throughput.tokens_per_sec if throughput else None
         result.wall_time_s = time.time() - started
+        result.peak_memory_mib = peak.mib() if peak is not None else None
         result.global_step = trainer.global_step
         result.checkpoint = best or None
         if trainer.is_global_zero:

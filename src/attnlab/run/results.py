@@ -36,6 +36,7 @@ class RunResult:
     report_columns: List[List[Any]] = field(default_factory=list)  # [heading, metric key, higher is better]
     tokens_per_sec: Optional[float] = None
     wall_time_s: Optional[float] = None
+    peak_memory_mib: Optional[float] = None  # what the job added at its peak (run/memory.py: PeakMemory)
     global_step: Optional[int] = None
     checkpoint: Optional[str] = None  # the best checkpoint (train) or the one evaluated (eval)
     output_dir: Optional[str] = None
@@ -119,6 +120,7 @@ SCHEMA: Dict[str, Spec] = {
     "report_columns": {"list": {"row": ["str", "str", "bool"]}},
     "tokens_per_sec": {"optional": "number"},
     "wall_time_s": {"optional": "number"},
+    "peak_memory_mib": {"optional": "number"},
     "global_step": {"optional": "int"},
     "checkpoint": {"optional": "str"},
     "output_dir": {"optional": "str"},
