@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import attnlab.run.resolvers  # noqa: F401
-from attnlab.attention import AdditiveAttention, DotProductAttention, MultiHeadAttention, NoAttention
+from attnlab.attention import AdditiveAttention, DifferentialAttention, DotProductAttention, LatentAttention, LinearAttention, LocalAttention, MultiHeadAttention, NoAttention
 from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.positional import LearnedPositionalEncoding, NoPositionalEncoding, SinusoidalPositionalEncoding
 
@@ -186,6 +186,10 @@ ATTENTION = {
     "dot": functools.partial(DotProductAttention, score="general"),
     "multihead": functools.partial(MultiHeadAttention, num_heads=4),
     "none": NoAttention,
+    "local": functools.partial(LocalAttention, num_heads=4, window=3),
+    "linear": functools.partial(LinearAttention, num_heads=4),
+    "mla": functools.partial(LatentAttention, num_heads=4, kv_latent_dim=8),
+    "differential": functools.partial(DifferentialAttention, num_heads=2),
 }
 POSITIONAL = {
     "none": NoPositionalEncoding,

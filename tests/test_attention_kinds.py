@@ -1,7 +1,8 @@
 """The attention kinds after 2019 — local, linear (elu, favor), mla, differential — each against its
 reference (a paper's formula, or multi-head attention on the same weights), with the tolerance
-stated; their caches; and the seams every attention type goes through (causality, cached decoding
-equals recomputation, beam search, checkpoints, the pipeline)."""
+stated; their caches; causality and cached sampling in the LM. (Translation's cached greedy and beam
+search: test_decoding; every family through the pipeline, checkpoints included: test_positions,
+test_lm, test_text_tasks.)"""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from attnlab.attention import (
     RingMemory,
     causal_mask,
 )
-from attnlab.decoding import beam_search, generate, greedy_decode
+from attnlab.decoding import generate
 from attnlab.models import RNNSeq2Seq, TransformerSeq2Seq
 from attnlab.positional import ALiBiPositionalEncoding, RotaryPositionalEncoding, SinusoidalPositionalEncoding, T5RelativePositionalBias
-from tests.helpers import BOS, EOS, PAD, V, toy_batch
+from tests.helpers import PAD, V, toy_batch
 
 KINDS = {
     "local": functools.partial(LocalAttention, num_heads=4, window=3),
@@ -254,22 +255,6 @@ def test_language_models_are_causal_and_cached_sampling_equals_recomputation(kin
     assert not torch.allclose(b[:, 7:], a[:, 7:])
     prompt = tokens[:, :4]
     assert torch.equal(generate(lm, prompt, 10, temperature=0.0), generate(lm, prompt, 10, temperature=0.0, use_cache=False))
-
-
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_translation_cached_greedy_and_beam_search_equal_recomputation(kind):
-    torch.manual_seed(0)
-    model = TransformerSeq2Seq(V, V, KINDS[kind], RotaryPositionalEncoding, PAD, d_model=32, d_ff=64, num_encoder_layers=2, num_decoder_layers=2, dropout=0.0).eval()
-    src, _, _ = toy_batch(n=4, seed=2)
-    results = {}
-    for incremental in (True, False):
-        model.incremental = incremental
-        with torch.no_grad():
-            results[incremental] = (greedy_decode(model, src, BOS, EOS, max_len=10)[0], beam_search(model, src, BOS, EOS, max_len=10, beam_size=3, alpha=0.6, n_best=2))
-    assert torch.equal(results[True][0], results[False][0])
-    for cached, full in zip(results[True][1], results[False][1]):
-        assert [h.tokens for h in cached] == [h.tokens for h in full]
-        assert [h.log_prob for h in cached] == pytest.approx([h.log_prob for h in full], abs=1e-4)
 
 
 def test_rnns_take_the_kinds_that_read_a_source_and_refuse_local_in_one_line():

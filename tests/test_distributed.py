@@ -38,6 +38,7 @@ def test_ddp_cpu_two_processes_one_wandb_run_and_single_process_bleu(tmp_path, b
     assert single["test/loss"] == pytest.approx(metrics["metrics"]["test/loss"], rel=1e-5)
 
 
+@pytest.mark.slow  # three train.py processes, ~40 s: the fast tier's longest test
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     common = [a for a in SMALL if not a.startswith("data.corpus.train_size")] + [
         "data.corpus.train_size=192", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=2", "seed=3",

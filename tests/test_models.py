@@ -14,7 +14,7 @@ COMBINATIONS = [
     for arch in ("rnn", "transformer")
     for attn in ("additive", "dot", "multihead")
     for pos in POSITIONAL
-] + [("rnn", "none", pos) for pos in POSITIONAL]
+] + [("rnn", "none", pos) for pos in POSITIONAL] + [("transformer", attn, "sinusoidal") for attn in ("local", "linear", "mla", "differential")]
 
 
 def loss_of(model, src, tgt_in, tgt_out):

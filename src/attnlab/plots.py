@@ -13,10 +13,14 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 def draw_heatmap(ax, weights: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str = "", row_labels: bool = True, col_labels: bool = True) -> None:
-    """weights (len(rows), len(cols)) in [0, 1]; white = 0, black = 1, as in the paper.
+    """weights (len(rows), len(cols)) in [0, 1]; white = 0, black = 1, as in the paper. Signed
+    weights (differential attention's difference of two maps) go on a red-blue scale from -1 to 1.
     ``row_labels``/``col_labels`` false: no ticks on that axis (a grid labels its outer edge only;
     matplotlib's tick objects are most of a heatmap's drawing time)."""
-    ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    if weights.size and weights.min() < 0:
+        ax.imshow(weights, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    else:
+        ax.imshow(weights, cmap="gray_r", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     small = max(len(rows), len(cols)) > 30
     ax.set_xticks(range(len(cols)) if col_labels else [])
     if col_labels:

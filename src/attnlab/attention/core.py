@@ -24,7 +24,6 @@ module offers and never need to change when a new kind is added.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Tuple
 
 import torch
