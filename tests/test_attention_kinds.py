@@ -147,6 +147,20 @@ def test_linear_attention_three_forms_agree(feature_map, rotary):
     torch.testing.assert_close(torch.cat(outs, 1), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_linear_attention_keeps_its_running_sums_in_float32_under_bf16_autocast():
+    """A normaliser summed over hundreds of keys in bf16 (8 bits of mantissa) drifts: the sums stay
+    float32 inside autocast, and the output stays within bf16's rounding of the float32 one."""
+    torch.manual_seed(0)
+    attn = LinearAttention(32, num_heads=4).eval()
+    x = torch.randn(1, 600, 32)
+    exact, _ = attn(x, x, x, causal=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = attn(x, x, x, causal=True)
+        _, state, _ = attn.step(x, None, 0)
+    assert state.kv.dtype == state.k_sum.dtype == torch.float32
+    torch.testing.assert_close(mixed.float(), exact, atol=3e-2, rtol=3e-2)
+
+
 def test_linear_attention_over_a_padded_source_equals_the_explicit_form():
     torch.manual_seed(0)
     attn = LinearAttention(32, num_heads=4).eval()

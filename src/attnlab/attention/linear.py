@@ -106,15 +106,17 @@ class LinearAttention(MultiHeadAttention):
             exponent = exponent - exponent.amax(-1, keepdim=True).detach()
         return torch.exp(exponent) * self.num_features**-0.5
 
-    def _qkv_features(self, query: Tensor, keys: Tensor, q_offset: int, k_offset: int):
-        """Numerator and normaliser features of queries and keys: (qn, kn, qd, kd)."""
-        q = self._split(self.q_proj(query), self.num_heads)  # (B, H, T, dh)
+    def _qkv_features(self, q: Tensor, keys: Tensor, q_offset: int, k_offset: int):
+        """Numerator and normaliser features of projected queries (B, H, T, dh) and keys, in
+        float32: (qn, kn, qd, kd)."""
+        q, keys = q.float(), keys.float()
         if self.num_kv_heads != self.num_heads:
             keys = keys.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
         qd, kd = self.features(q, True), self.features(keys, False)
         return self._rotate(qd, q_offset), self._rotate(kd, k_offset), qd, kd
 
     def _values(self, values: Tensor) -> Tensor:
+        values = values.float()
         if self.num_kv_heads == self.num_heads:
             return values
         return values.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
@@ -162,9 +164,16 @@ class LinearAttention(MultiHeadAttention):
         return out, kv_all, ks_all
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0, causal=False):
-        B, T, _ = query.shape
+        q = self._split(self.q_proj(query), self.num_heads)  # (B, H, T, dh)
+        # the sums run over every key: in float32 whatever the autocast, as a bf16 normaliser loses them
+        with torch.autocast(query.device.type, enabled=False):
+            out, weights = self._attend(q, memory, key_padding_mask, attn_mask, need_weights, q_offset, causal)
+        return self._merge(out.to(q.dtype)), weights
+
+    def _attend(self, q, memory, key_padding_mask, attn_mask, need_weights, q_offset, causal) -> Tuple[Tensor, Optional[Tensor]]:
+        B, _, T, _ = q.shape
         S = memory.keys.size(2)
-        qn, kn, qd, kd = self._qkv_features(query, memory.keys, q_offset, 0)
+        qn, kn, qd, kd = self._qkv_features(q, memory.keys, q_offset, 0)
         v = self._values(memory.values)
         keep = None
         if attn_mask is not None and attn_mask.dim() == 4 and attn_mask.shape[1:3] == (1, 1):
@@ -175,7 +184,7 @@ class LinearAttention(MultiHeadAttention):
             keep = ~key_padding_mask if keep is None else keep & ~key_padding_mask
         weights = None
         if attn_mask is not None or need_weights:
-            allowed = torch.ones(T, S, dtype=torch.bool, device=query.device)
+            allowed = torch.ones(T, S, dtype=torch.bool, device=q.device)
             if causal:
                 allowed = allowed.tril(S - T)
             if attn_mask is not None:
@@ -184,7 +193,7 @@ class LinearAttention(MultiHeadAttention):
                 allowed = allowed & keep[:, None, None, :]
             out_explicit, weights = self.explicit(qn, kn, qd, kd, v, allowed)
             if attn_mask is not None:  # a general mask: only the quadratic form can take it
-                return self._merge(out_explicit), (weights if need_weights else None)
+                return out_explicit, (weights if need_weights else None)
         if keep is not None:
             kn, kd = kn * keep[:, None, :, None], kd * keep[:, None, :, None]
         if causal:
@@ -199,7 +208,7 @@ class LinearAttention(MultiHeadAttention):
             numerator = torch.matmul(qn, kv)  # (B, H, T, dv)
             normaliser = torch.matmul(qd, kd.sum(2).unsqueeze(-1))  # (B, H, T, 1)
             out = numerator / (normaliser + 1e-6)
-        return self._merge(out), weights
+        return out, weights
 
     def _merge(self, out: Tensor) -> Tensor:  # (B, H, T, dh) -> (B, T, d), projected
         B, _, T, _ = out.shape
@@ -207,10 +216,11 @@ class LinearAttention(MultiHeadAttention):
 
     def step(self, x: Tensor, cache: Optional[RecurrentState], offset: int, need_weights: bool = False):
         """New positions against the running sums: the RNN form. No weights (no keys are kept)."""
-        keys = self._split(self.k_proj(x), self.num_kv_heads)
-        qn, kn, qd, kd = self._qkv_features(x, keys, offset, offset)
-        v = self._values(self._split(self.v_proj(x), self.num_kv_heads))
         if cache is not None and cache.seen != offset:
             raise RuntimeError(f"a linear attention state of {cache.seen} positions was given position {offset}")
-        out, kv, ks = self._causal(qn, kn, qd, kd, v, cache)
-        return self._merge(out), RecurrentState(kv, ks, offset + x.size(1)), None
+        q = self._split(self.q_proj(x), self.num_heads)
+        keys, values = self._split(self.k_proj(x), self.num_kv_heads), self._split(self.v_proj(x), self.num_kv_heads)
+        with torch.autocast(x.device.type, enabled=False):  # the running sums in float32, as in attend
+            qn, kn, qd, kd = self._qkv_features(q, keys, offset, offset)
+            out, kv, ks = self._causal(qn, kn, qd, kd, self._values(values), cache)
+        return self._merge(out.to(q.dtype)), RecurrentState(kv, ks, offset + x.size(1)), None
