@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import subprocess
+import sys
 import math
 import statistics
 import time
@@ -143,8 +145,9 @@ def memory_pass(names: List[str], lengths: List[int], tokens: int, explicit_gib:
 
 
 def scaling(kind: str, names: List[str], lengths: List[int], tokens: int, rounds: int, explicit_gib: float, make_step) -> Dict[str, dict]:
-    """Time and peak memory of make_step(name, length)() for every mechanism and length."""
-    out: Dict[str, dict] = {n: {"seconds": [], "peak_bytes": [], "spread_vs_multihead": []} for n in names}
+    """Time of make_step(name, length)() for every mechanism and length (memory: memory_pass,
+    apart, as it needs another malloc setting that would slow every call)."""
+    out: Dict[str, dict] = {n: {"seconds": [], "peak_bytes": [None] * len(lengths), "spread_vs_multihead": []} for n in names}
     for length in lengths:
         batch = max(1, tokens // length)
         scores_gib = batch * HEADS * length * length * 4 / 2**30
@@ -156,13 +159,11 @@ def scaling(kind: str, names: List[str], lengths: List[int], tokens: int, rounds
         for n in names:
             if n not in steps:
                 out[n]["seconds"].append(None)
-                out[n]["peak_bytes"].append(None)
                 out[n]["spread_vs_multihead"].append(None)
                 continue
             ratios = [a / b for a, b in zip(times[n], times["multihead"])]
             out[n]["seconds"].append(statistics.median(times[n]))
             out[n]["spread_vs_multihead"].append([min(ratios), max(ratios)])
-            out[n]["peak_bytes"].append(peak_bytes(steps[n]))
         print(f"  {kind} {length}: " + ", ".join(f"{n} {statistics.median(times[n]):.3f}s" for n in steps), flush=True)
         del steps
     return out
@@ -316,9 +317,11 @@ def markdown(saved: dict) -> str:
         "length between the two longest lengths (2: quadratic, 1: linear). Crossover: the first length from which the "
         "mechanism is faster than fused multi-head attention at every longer length measured.",
         "",
-        *([f"Peak memory re-measured alone by `{saved['memory_command']}` (one call a mechanism and length, every freed block given back)"
-           + ("." if "--memory-lm" in saved["memory_command"] else " for the attention layer; the LM step's peak memory comes from the timed run, where freed memory was reused: rough.")]
-          if saved.get("memory_command") else []),
+        "Peak memory: measured after all timing, one call a mechanism and length, with every freed block given back to the "
+        "kernel (so the process's peak resident set follows the live tensors), above what was resident before the call"
+        + ("" if saved.get("memory_command", saved.get("command", "")).find("--memory-lm") >= 0 else "; the LM step's only with --memory-lm (–: not measured)") + ".",
+        *([f"The attention layer re-measured by `{saved['layer_command']}`."] if saved.get("layer_command") else []),
+        *([f"Peak memory measured by `{saved['memory_command']}`."] if saved.get("memory_command") else []),
         *([f"Decoding re-measured by `{saved['decoding_command']}`."] if saved.get("decoding_command") else []),
         "",
         "![time, memory, decoding](length.png)",
@@ -327,7 +330,7 @@ def markdown(saved: dict) -> str:
     for key, title in (("layer", "One causal self-attention layer, forward + backward"), ("lm_step", f"A decoder-only LM training step ({shapes['lm_layers']} layers, AdamW)")):
         out += [f"## {title}", "", "| mechanism | " + " | ".join(f"{L:,}: s / MiB" for L in lengths) + " | slope time | slope memory | crossover |", "|---|" + "---|" * (len(lengths) + 3)]
         for name, r in saved[key].items():
-            cells = ["–" if t is None else f"{t:.3f} / {m / 2**20:,.0f}" for t, m in zip(r["seconds"], r["peak_bytes"])]
+            cells = ["–" if t is None else f"{t:.3f} / " + ("–" if m is None else f"{m / 2**20:,.0f}") for t, m in zip(r["seconds"], r["peak_bytes"])]
             slope_t = "–" if r.get("slope_time") is None else f"{r['slope_time']:.2f}"
             slope_m = "–" if r.get("slope_memory") is None else f"{r['slope_memory']:.2f}"
             cross = "baseline" if name == "multihead" else (f"{r['crossover_vs_multihead']:,}" if r.get("crossover_vs_multihead") else "none measured")
@@ -349,6 +352,13 @@ def write_markdown(saved: dict) -> None:
     print(f"wrote {path}")
 
 
+def memory_in_a_fresh_process(args) -> None:
+    """Peak memory from a process of its own: the heap this one freed while timing would be
+    reused and read as nothing. It adds the peaks to results/length.json and renders the page."""
+    command = [sys.executable, sys.argv[0], "--part", "memory", "--explicit-gib", str(args.explicit_gib)] + (["--memory-lm"] if args.memory_lm else [])
+    subprocess.run(command, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -358,23 +368,38 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=8, help="decoding steps timed per measurement")
     parser.add_argument("--explicit-gib", type=float, default=2.0, help="skip the explicit path where its score matrix alone passes this")
     parser.add_argument("--render-only", action="store_true", help="recompute the table and figure from results/length.json, measuring nothing")
-    parser.add_argument("--part", choices=["all", "memory", "decoding"], default="all",
-                        help="memory: measure only the peak memory of the training shapes; decoding: only decoding; either replaces that part of results/length.json")
-    parser.add_argument("--memory-lm", action="store_true", help="with --part memory: the LM step's memory too (slow), not only the layer's")
+    parser.add_argument("--part", choices=["all", "layer", "memory", "decoding"], default="all",
+                        help="layer: only the attention layer (time, then memory); memory: only peak memory; decoding: only decoding; each replaces that part of results/length.json")
+    parser.add_argument("--memory-lm", action="store_true", help="the LM step's peak memory too (slow), not only the layer's")
     args = parser.parse_args()
-    exact_memory()
+
+    def measure_memory(results: Dict[str, dict], lengths: List[int]) -> None:
+        """Peaks for the layer (and the LM step with --memory-lm), after all timing: exact_memory
+        slows every allocation, so no time is taken once it is on."""
+        exact_memory()
+        for key, make_step in (("layer", attention_step), ("lm_step", lm_step))[: 2 if args.memory_lm else 1]:
+            for n, peaks in memory_pass(list(results[key]), lengths, args.tokens, args.explicit_gib, make_step).items():
+                results[key][n]["peak_bytes"] = peaks
+
     if args.part != "all":
         saved = json.loads((RESULTS / "length.json").read_text())
         shapes = saved["shapes"]
+        args.tokens = shapes["tokens"]
+        if args.part == "layer":
+            timed = scaling("layer", list(saved["layer"]), shapes["lengths"], shapes["tokens"], args.rounds, args.explicit_gib, attention_step)
+            for n, r in timed.items():
+                saved["layer"][n].update(seconds=r["seconds"], spread_vs_multihead=r["spread_vs_multihead"])
+            saved["layer_command"] = command_line()
         if args.part == "memory":
-            for key, make_step in (("layer", attention_step), ("lm_step", lm_step))[: 2 if args.memory_lm else 1]:
-                for n, peaks in memory_pass(list(saved[key]), shapes["lengths"], shapes["tokens"], args.explicit_gib, make_step).items():
-                    saved[key][n]["peak_bytes"] = peaks
+            measure_memory(saved, shapes["lengths"])
             saved["memory_command"] = command_line()
-        else:
+        if args.part == "decoding":
             saved["decoding"] = decoding(shapes["contexts"], args.rounds, args.new_tokens)
             saved["decoding_command"] = command_line()
         (RESULTS / "length.json").write_text(json.dumps(saved, indent=2) + "\n")
+        if args.part == "layer":
+            memory_in_a_fresh_process(args)
+            return
         args.render_only = True
     if args.render_only:
         saved = json.loads((RESULTS / "length.json").read_text())
@@ -402,9 +427,9 @@ def main() -> None:
         "lm_step": lm_results,
         "decoding": decode_results,
     }
-    out = publish("length", "Attention at length: time, memory, slope, crossover; decoding cost per token", rows, report)
-    figure(args.lengths, layer_results, lm_results, args.contexts, decode_results, ROOT / "docs" / "length" / "length.png")
-    write_markdown(json.loads(out.read_text()))
+    publish("length", "Attention at length: time, memory, slope, crossover; decoding cost per token", rows, report)
+    print("4. peak memory", flush=True)
+    memory_in_a_fresh_process(args)
 
 
 if __name__ == "__main__":
