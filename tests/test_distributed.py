@@ -16,7 +16,8 @@ SMALL = [a for a in TINY if a not in ("logger=none",)] + TINY_ARCH["transformer"
 
 @pytest.mark.parametrize(
     "batching",
-    [pytest.param([], id="sentences"), pytest.param(["data.max_tokens=160", "data.eval_max_tokens=60"], id="token_buckets", marks=pytest.mark.slow)],
+    # two train.py processes and an eval.py, ~40 s: the slow tier (the fast tier has to fit 10 minutes on 2 cores)
+    [pytest.param([], id="sentences", marks=pytest.mark.slow), pytest.param(["data.max_tokens=160", "data.eval_max_tokens=60"], id="token_buckets", marks=pytest.mark.slow)],
 )
 def test_ddp_cpu_two_processes_one_wandb_run_and_single_process_bleu(tmp_path, batching):
     logs = tmp_path / "logs"
