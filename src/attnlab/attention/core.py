@@ -38,6 +38,7 @@ __all__ = [
     "Attention",
     "PositionHook",
     "causal_mask",
+    "expand_kv_heads",
     "merge_masks",
     "scaled_dot_attention",
 ]
@@ -106,6 +107,12 @@ def merge_masks(
     return merged
 
 
+def expand_kv_heads(x: Tensor, num_heads: int) -> Tensor:
+    """(B, Hkv, L, d) -> (B, num_heads, L, d): each key/value head repeated for its group of query
+    heads (grouped-query attention); unchanged when there are as many."""
+    return x if x.size(1) == num_heads else x.repeat_interleave(num_heads // x.size(1), dim=1)
+
+
 def scaled_dot_attention(
     q: Tensor,
     k: Tensor,
@@ -143,8 +150,7 @@ def scaled_dot_attention(
     if is_causal:
         mask = merge_masks(None, causal_mask(q.size(-2), q.device), q.dtype)
     if grouped:  # give every query head its key/value head
-        group = q.size(1) // k.size(1)
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, S, dh)
+        k, v = expand_kv_heads(k, q.size(1)), expand_kv_heads(v, q.size(1))  # (B, H, S, dh)
     scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)  # (B, H, T, S); in place: no copy
     if mask is not None:
         scores = scores + mask  # the mask may broadcast the scores' batch
@@ -239,7 +245,9 @@ class Attention(nn.Module):
         return self.position_hook.bias(query.size(1), memory_len, q_offset, query.device, self.num_heads)
 
     def _mask(self, query: Tensor, memory_len: int, key_padding_mask, attn_mask, q_offset: int, causal: bool = False):
-        bias = self._bias(query, memory_len, q_offset)
+        return self._merged(query, memory_len, key_padding_mask, attn_mask, causal, self._bias(query, memory_len, q_offset))
+
+    def _merged(self, query: Tensor, memory_len: int, key_padding_mask, attn_mask, causal: bool, bias: Optional[Tensor]):
         if causal:  # the queries are the memory's last positions: earlier ones are cached
             bias = merge_masks(None, attn_mask, query.dtype, bias)
             attn_mask = causal_mask(query.size(1), query.device, memory_len - query.size(1))
@@ -248,10 +256,10 @@ class Attention(nn.Module):
     def _scores_mask(self, query: Tensor, memory_len: int, key_padding_mask, attn_mask, q_offset: int, causal: bool) -> Tuple[Optional[Tensor], bool]:
         """(mask, is_causal) for scaled_dot_attention: a causal mask alone over as many keys as
         queries is left to the kernel."""
-        plain = causal and memory_len == query.size(1) and key_padding_mask is None and attn_mask is None
-        if plain and self._bias(query, memory_len, q_offset) is None:
+        bias = self._bias(query, memory_len, q_offset)
+        if causal and memory_len == query.size(1) and key_padding_mask is None and attn_mask is None and bias is None:
             return None, True
-        return self._mask(query, memory_len, key_padding_mask, attn_mask, q_offset, causal), False
+        return self._merged(query, memory_len, key_padding_mask, attn_mask, causal, bias), False
 
     def _rotate(self, x: Tensor, offset: int) -> Tensor:
         return x if self.position_hook is None else self.position_hook.rotate(x, offset)

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from attnlab.attention.cache import Memory, RecurrentState
 from attnlab.attention.classic import MultiHeadAttention
-from attnlab.attention.core import PositionHook
+from attnlab.attention.core import PositionHook, expand_kv_heads
 
 FEATURE_MAPS = ("elu", "favor")
 
@@ -110,16 +110,12 @@ class LinearAttention(MultiHeadAttention):
         """Numerator and normaliser features of projected queries (B, H, T, dh) and keys, in
         float32: (qn, kn, qd, kd)."""
         q, keys = q.float(), keys.float()
-        if self.num_kv_heads != self.num_heads:
-            keys = keys.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
+        keys = expand_kv_heads(keys, self.num_heads)
         qd, kd = self.features(q, True), self.features(keys, False)
         return self._rotate(qd, q_offset), self._rotate(kd, k_offset), qd, kd
 
     def _values(self, values: Tensor) -> Tensor:
-        values = values.float()
-        if self.num_kv_heads == self.num_heads:
-            return values
-        return values.repeat_interleave(self.num_heads // self.num_kv_heads, dim=1)
+        return expand_kv_heads(values.float(), self.num_heads)
 
     def project_memory(self, key: Tensor, value: Tensor, offset: int = 0):
         # keys unrotated: the rotation acts on their features, at attend

@@ -16,7 +16,7 @@ axis to measure a window on.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from attnlab.attention.cache import RingMemory
 from attnlab.attention.classic import MultiHeadAttention
-from attnlab.attention.core import PositionHook, merge_masks, scaled_dot_attention
+from attnlab.attention.core import PositionHook, expand_kv_heads, merge_masks, scaled_dot_attention
 
 
 def band_mask(q_positions: Tensor, k_positions: Tensor, window: int, causal: bool) -> Tensor:
@@ -57,12 +57,6 @@ class LocalAttention(MultiHeadAttention):
             raise ValueError(f"attention.window must be a positive number of positions, got {window!r}")
         self.window = window
 
-    def _heads_for_queries(self, keys: Tensor, values: Tensor) -> Tuple[Tensor, Tensor]:
-        if self.num_kv_heads == self.num_heads:
-            return keys, values
-        group = self.num_heads // self.num_kv_heads
-        return keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
-
     def _bias(self, q_len: int, k_positions: Tensor, q_offset: int) -> Optional[Tensor]:
         if self.position_hook is None:
             return None
@@ -74,6 +68,7 @@ class LocalAttention(MultiHeadAttention):
         B, T, _ = query.shape
         S = memory.keys.size(2)
         q = self._rotate(self._split(self.q_proj(query), self.num_heads), q_offset)  # (B, H, T, dh)
+        weights = None
         if attn_mask is None and not need_weights and q_offset == 0 and S == T and T > 2 * self.window:
             out = self._blocked(q, memory.keys, memory.values, key_padding_mask, causal)
         else:
@@ -88,14 +83,13 @@ class LocalAttention(MultiHeadAttention):
             out, weights = scaled_dot_attention(
                 q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads
             )
-            return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), None
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights
 
     def _blocked(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor], causal: bool) -> Tensor:
         """The band computed block by block: queries in blocks of W, each block against the keys
         W before it to W after it (0 after, causal). q (B, H, T, dh) -> (B, H, T, dh)."""
         W = self.window
-        k, v = self._heads_for_queries(k, v)
+        k, v = expand_kv_heads(k, self.num_heads), expand_kv_heads(v, self.num_heads)
         B, H, T, dh = q.shape
         right = 0 if causal else W
         span = W + W + right  # keys a block of W queries can see
