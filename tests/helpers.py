@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -217,3 +218,16 @@ def toy_batch(n=8, seed=0):
         src[i, :length] = seq
         tgt[i, : length + 2] = torch.cat([torch.tensor([BOS]), seq.flip(0), torch.tensor([EOS])])
     return src, tgt[:, :-1], tgt[:, 1:]
+
+
+def assert_examples_reproduce_metrics(result, splits: Sequence[str] = ("val", "test"), rel: float = 1e-6) -> None:
+    """Each split's per-example file recomputes every metric metrics.json reports for it."""
+    from attnlab.stats import examples, measures
+
+    described = result.extras["examples"]
+    assert set(described) == set(splits), described.keys()
+    for split in splits:
+        example_set = examples.load(Path(result.output_dir), described[split])
+        assert example_set.measures, f"no measures for {split}"
+        for key, name in example_set.measures.items():
+            assert measures.score(name, example_set.rows) == pytest.approx(result.metrics[key], rel=rel, abs=1e-9), key

@@ -19,7 +19,7 @@ from attnlab.models.transformer import TransformerSeq2Seq
 from attnlab.positional import LearnedPositionalEncoding, NoPositionalEncoding, SinusoidalPositionalEncoding
 from attnlab.run.pipeline import train
 from attnlab.tasks import load_task
-from tests.helpers import BIN, compose_config, run_cli, run_tool
+from tests.helpers import BIN, assert_examples_reproduce_metrics, compose_config, run_cli, run_tool
 
 V = 30
 ATTENTION = {
@@ -210,6 +210,7 @@ def test_a_longer_test_context_gives_the_loss_by_position(tmp_path, text_files):
     assert [r["position"] for r in result.extras["loss_by_position"]["val"]][-1] == 16  # validation keeps the training block
     assert result.extras["train_length_range"] == [1, 16]
     assert all(r["tokens"] > 0 and r["loss"] > 0 for r in test_curve)
+    assert_examples_reproduce_metrics(result)  # block by block, over the positions training saw (the headline's)
 
 
 @pytest.mark.parametrize(

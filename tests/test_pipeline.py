@@ -9,7 +9,7 @@ from attnlab.data.corpus_cache import read_pairs
 from attnlab.errors import ConfigError
 from attnlab.run.pipeline import train
 from attnlab.tasks import TranslationTask, load_task
-from tests.helpers import TINY, compose_config, read_metrics
+from tests.helpers import TINY, assert_examples_reproduce_metrics, compose_config, read_metrics
 
 COMBINATIONS = [
     [f"arch={arch}", f"attention={attn}", f"pos_enc={pos}"]
@@ -40,6 +40,7 @@ def test_every_combination_composes_and_trains(overrides, tmp_path, data_dir):
     assert written["report_columns"][0] == ["val BLEU", "val/bleu", True]
     assert len((tmp_path / "out" / "test_hypotheses.txt").read_text().splitlines()) == 24
     assert len((tmp_path / "out" / "val_hypotheses.txt").read_text().splitlines()) == 24
+    assert_examples_reproduce_metrics(result)  # BLEU, chrF, exact match, loss again from test_examples.jsonl
 
 
 # each variant, and what the trained model must then be: a setting that is ignored fails here

@@ -14,7 +14,7 @@ from attnlab.errors import ConfigError
 from attnlab.run.pipeline import train
 from attnlab.tasks import load_task
 from attnlab.tasks.mlm import IGNORE, mask_tokens
-from tests.helpers import TINY_ARCH, compose_config, read_metrics, run_eval_cli, run_tool
+from tests.helpers import TINY_ARCH, assert_examples_reproduce_metrics, compose_config, read_metrics, run_eval_cli, run_tool
 
 TOPICS = {
     "animal": "cat dog horse bird fish cow sheep",
@@ -69,6 +69,7 @@ def test_every_encoder_classifies(overrides, tmp_path, text_data):
     for key in ("val/acc", "val/macro_f1", "test/acc", "test/macro_f1", "test/f1/animal"):
         assert 0 <= result.metrics[key] <= 1, key
     assert result.metrics["val/loss"] > 0
+    assert_examples_reproduce_metrics(result)  # accuracy, macro-F1 (torchmetrics') and loss from the rows
     out = tmp_path / "out"
     predictions = (out / "test_predictions.txt").read_text().splitlines()
     assert len(predictions) == 24 and set(predictions) <= set(TOPICS)
@@ -169,6 +170,7 @@ def test_pretrain_fill_mask_and_fine_tune_from_it(tmp_path, text_data):
     mlm = train(text_config(tmp_path / "mlm", text_data, ["trainer.max_epochs=3", "task.scheduler.warmup_steps=5", "task.whole_word=true"], task="mlm"))
     assert mlm.status == "ok" and mlm.task == "mlm" and np.isfinite(mlm.metrics["test/ppl"])
     assert set(mlm.metrics) == {f"{s}/{m}" for s in ("val", "test") for m in ("loss", "acc", "ppl")}
+    assert_examples_reproduce_metrics(mlm)  # masked-token accuracy and loss, text by text
     fills = (tmp_path / "mlm" / "out" / "test_fills.txt").read_text().splitlines()
     assert len(fills) == 24 and all("[" in line for line in fills)  # every text had a prediction to show
     task = load_task(mlm.checkpoint)

@@ -74,6 +74,7 @@ def evaluate(cfg: DictConfig) -> RunResult:
             **task.result_extras(),
             **{name: {cfg.split: curve.rows} for name, curve in evaluation.curves.items()},
             "predictions": str(output_dir / f"{cfg.split}_{task.prediction_name}.txt"),
+            **({"examples": dict(recorder.examples)} if recorder.examples else {}),
         },
         report_columns=[list(column) for column in task.report_columns],
         wall_time_s=time.time() - started,

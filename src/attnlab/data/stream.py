@@ -12,7 +12,7 @@ across splits: each split is its own stream.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -36,12 +36,14 @@ class TokenStream(Dataset):
     def __len__(self) -> int:
         return self.ids.numel()
 
-    def __getitem__(self, offset: int) -> torch.Tensor:
-        return self.ids[offset : offset + self.block_size + 1]
+    def __getitem__(self, offset: int) -> Tuple[int, torch.Tensor]:
+        return offset, self.ids[offset : offset + self.block_size + 1]
 
 
-def stack_blocks(blocks: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
-    return {"tokens": torch.stack(blocks)}  # (B, block + 1)
+def stack_blocks(items: List[Tuple[int, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    offsets, blocks = zip(*items)
+    # (B, block + 1) and (B,): where each block starts, which names it in per-example records
+    return {"tokens": torch.stack(blocks), "index": torch.tensor(offsets, dtype=torch.long)}
 
 
 class BlockSampler(ResumableBatchSampler):

@@ -77,21 +77,32 @@ class EarlyStopping(L.pytorch.callbacks.EarlyStopping):
 
 class EvaluationRecorder(EvaluationCallback):
     """Keeps the latest evaluation of each split for the run's result, and writes its predictions
-    to ``<split>_<task.prediction_name>.txt`` in the run directory (rank 0 only).
-    The pipeline and eval.py add it themselves: every run records its results."""
+    to ``<split>_<task.prediction_name>.txt`` and its per-example records to
+    ``<split>_examples.jsonl`` in the run directory (rank 0 only); ``examples`` describes the
+    latter for metrics.json. The pipeline and eval.py add it themselves: every run records its
+    results."""
 
     def __init__(self, output_dir: str | Path):
         self.output_dir = Path(output_dir)
         self.latest: Dict[str, Evaluation] = {}
+        self.examples: Dict[str, Dict[str, Any]] = {}  # split -> its description (attnlab.stats.examples)
 
     def on_evaluation(self, trainer, task, evaluation: Evaluation) -> None:
         if trainer.sanity_checking:
             return
-        self.latest[evaluation.split] = evaluation
+        from attnlab.stats import examples
+
+        split = evaluation.split
+        self.latest[split] = evaluation
+        if evaluation.records:
+            measures = {f"{split}/{name}": m for name, m in task.example_measures.items() if f"{split}/{name}" in evaluation.metrics}
+            self.examples[split] = examples.describe(split, evaluation.records, task.example_identity, measures)
         if trainer.is_global_zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            path = self.output_dir / f"{evaluation.split}_{task.prediction_name}.txt"
+            path = self.output_dir / f"{split}_{task.prediction_name}.txt"
             path.write_text("".join(line + "\n" for line in evaluation.predictions), encoding="utf-8")
+            if evaluation.records:
+                examples.write(self.output_dir, split, evaluation.records)
 
 
 class EvalArtifacts(EvaluationCallback):

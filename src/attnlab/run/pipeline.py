@@ -168,6 +168,8 @@ def train(cfg: DictConfig) -> RunResult:
         for split, evaluation in recorder.latest.items():
             for name, curve in evaluation.curves.items():
                 result.extras.setdefault(name, {})[split] = curve.rows  # e.g. bleu_by_length: {val: ..., test: ...}
+        if recorder.examples:
+            result.extras["examples"] = dict(recorder.examples)
         sizes = {split: len(dataset) for split, dataset in (getattr(datamodule, "splits", None) or {}).items()}
         if sizes:
             result.extras["data_sizes"] = sizes  # what this run trained and was scored on

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from attnlab.schema import Spec, kind_of, validate
+from attnlab.stats.examples import DESCRIPTION as EXAMPLES
 
 AXES = ("arch", "attention", "pos_enc", "data")
 FILE_NAME = "metrics.json"
@@ -94,6 +95,7 @@ class RunResult:
 # -- the schema of metrics.json, checked on read: a report never meets a value of the wrong type ----
 # (the spec language: attnlab.schema)
 ROW: Spec = {"map": "scalar"}
+INTERVAL: Spec = {"strict": {"low": "number", "high": "number", "method": "str"}}
 CURVE: Spec = {"map": {"list": ROW}}  # {split: [row, ...]}
 BLEU_ROW: Spec = {"record": {"min_len": "number", "n": "int", "bleu": "number", "exact_match": "number", "bucket": "str"}}
 EXTRAS: Spec = {
@@ -103,6 +105,8 @@ EXTRAS: Spec = {
         "train_length_range": {"pair": "number"},
         "bleu_signature": "str",
         "precision": "str",
+        "examples": {"map": EXAMPLES},
+        "intervals": {"map": INTERVAL},
     }
 }
 SCHEMA: Dict[str, Spec] = {

@@ -88,6 +88,9 @@ class Evaluation:
     examples: List[Dict[str, str]] = field(default_factory=list)  # a few rows for dashboards
     curves: Dict[str, Curve] = field(default_factory=dict)
     heatmaps: Dict[str, Heatmap] = field(default_factory=dict)
+    # one row per example, in the split's order, with the fields the task's example_measures read
+    # (attnlab.stats): what intervals and paired tests resample after the run
+    records: List[Dict[str, Any]] = field(default_factory=list)
 
 
 class EvaluationCallback(L.Callback):
@@ -121,6 +124,10 @@ class Task(L.LightningModule):
     # what an evaluation logs besides metrics, as the W&B dashboard (attnlab-dashboard) reads it:
     curve_axes: ClassVar[Dict[str, Tuple[str, str]]] = {}  # curve name -> (x column, y column)
     figure_keys: ClassVar[Tuple[str, ...]] = ()  # images under val/ and test/ (first example's attention, own figures)
+    # per-example records (Evaluation.records): the fields that say which example a row is, and the
+    # measure (attnlab.stats.measures) that recomputes each metric ("bleu" for <split>/bleu) from them
+    example_identity: ClassVar[Tuple[str, ...]] = ()
+    example_measures: ClassVar[Dict[str, str]] = {}
 
     def __init__(
         self,

@@ -54,6 +54,8 @@ class ClassificationTask(Task):
     name = "classification"
     monitor = "val/acc"
     prediction_name = "predictions"
+    example_identity = ("text", "label")
+    example_measures = {"acc": "accuracy", "macro_f1": "macro_f1", "loss": "mean_nll"}
     report_columns = [("val acc", "val/acc", True), ("test acc", "test/acc", True), ("test macro-F1", "test/macro_f1", True)]
     data_fields = {**TEXT_FIELDS, "labels": lambda dm: dm.labels}
     checkpoint_keys = ("vocab", "labels", "tokenizer")
@@ -169,12 +171,13 @@ class ClassificationTask(Task):
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         logits = self.model(batch["tokens"]).float()  # (B, C)
         labels = batch["labels"]
-        self.loss_metric.update(F.cross_entropy(logits, labels), weight=labels.numel())
+        nll = F.cross_entropy(logits, labels, reduction="none")  # (B,)
+        self.loss_metric.update(nll.mean(), weight=labels.numel())
         predicted = logits.argmax(dim=-1)
         for metric in (self.accuracy, self.macro_f1, self.class_f1, self.confusion):
             metric.update(predicted, labels)
         for i, index in enumerate(batch["index"].tolist()):
-            self._rows.append((index, batch["text"][i], int(predicted[i]), int(labels[i])))
+            self._rows.append((index, batch["text"][i], int(predicted[i]), int(labels[i]), float(nll[i])))
 
     def evaluation_end(self, split: str) -> Evaluation:
         rows = sorted(self.gather_objects(self._rows))
@@ -189,9 +192,13 @@ class ClassificationTask(Task):
         return Evaluation(
             split=split,
             metrics=metrics,
-            predictions=[labels[p] for _, _, p, _ in rows],
-            inputs=[text for _, text, _, _ in rows],
-            examples=[{"text": text, "prediction": labels[p], "label": labels[t]} for _, text, p, t in rows],
+            predictions=[labels[p] for _, _, p, _, _ in rows],
+            inputs=[text for _, text, _, _, _ in rows],
+            examples=[{"text": text, "prediction": labels[p], "label": labels[t]} for _, text, p, t, _ in rows],
+            records=[
+                {"id": i, "text": text, "label": labels[t], "prediction": labels[p], "correct": int(p == t), "total": 1, "nll": nll}
+                for i, text, p, t, nll in rows
+            ],
             heatmaps={"confusion_matrix": Heatmap(confusion, list(labels), list(labels), f"{split} confusion matrix (rows: true, columns: predicted)", "true", "predicted")},
         )
 

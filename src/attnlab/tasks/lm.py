@@ -8,6 +8,8 @@ samples continue a fixed prompt (``<split>_samples.txt``, a W&B table).
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -35,6 +37,8 @@ class LanguageModelTask(Task):
     monitor = "val/loss"
     monitor_mode = "min"
     prediction_name = "samples"
+    example_identity = ("block",)
+    example_measures = {"loss": "mean_nll", "ppl": "perplexity", "bpc": "bits_per_byte", "bpb": "bits_per_byte"}
     report_columns = [
         ("val loss", "val/loss", False),
         ("test ppl", "test/ppl", False),  # first test column: the headline a dashboard charts
@@ -135,13 +139,24 @@ class LanguageModelTask(Task):
     # -- evaluation -------------------------------------------------------------------------------
     def reset_evaluation(self) -> None:
         self.sums.reset()
+        self._blocks: List[Dict[str, Any]] = []
 
     def evaluation_step(self, batch: Dict[str, Any], split: str) -> None:
         blocks = batch["tokens"]
         logits = self(blocks[:, :-1]).float()
         targets = blocks[:, 1:]
         nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, L)
-        self.sums.update(nll, self.token_bytes[targets])
+        nbytes = self.token_bytes[targets]  # (B, L)
+        self.sums.update(nll, nbytes)
+        seen = slice(0, self.hparams.block_size)  # as the headline numbers: the contexts training saw
+        for i, offset in enumerate(batch["index"].tolist()):
+            self._blocks.append({
+                "id": offset,
+                "block": hashlib.sha1(targets[i].cpu().numpy().tobytes()).hexdigest()[:12],  # which text it scored
+                "nll": float(nll[i, seen].sum()),
+                "total": int(nll[i, seen].numel()),
+                "bytes": float(nbytes[i, seen].sum()),
+            })
 
     def evaluation_end(self, split: str) -> Evaluation:
         sums = {k: v.cpu() for k, v in self.sums.compute().items()}
@@ -159,6 +174,7 @@ class LanguageModelTask(Task):
             inputs=[hp.prompt + s for s in samples],  # heatmaps: how the model read its own text
             examples=[{"prompt": hp.prompt, "sample": s} for s in samples],
             curves={"loss_by_position": Curve(self._by_position(sums), *self.curve_axes["loss_by_position"], title=f"{split} loss by position in the context")},
+            records=sorted(self.gather_objects(self._blocks), key=lambda r: r["id"]),
         )
 
     def result_extras(self) -> Dict[str, Any]:

@@ -80,6 +80,8 @@ class MaskedLMTask(Task):
     monitor = "val/loss"
     monitor_mode = "min"
     prediction_name = "fills"
+    example_identity = ("text",)
+    example_measures = {"acc": "accuracy", "loss": "mean_nll", "ppl": "perplexity"}
     report_columns = [("val loss", "val/loss", False), ("test loss", "test/loss", False), ("test acc", "test/acc", True), ("test ppl", "test/ppl", False)]
     data_fields = TEXT_FIELDS
     checkpoint_keys = ("vocab", "tokenizer")
@@ -187,8 +189,11 @@ class MaskedLMTask(Task):
         loss, logits, wanted = self._loss(inputs, targets)
         predicted = logits.argmax(dim=-1)
         self.loss_metric.update(loss, weight=wanted.numel())
-        self.accuracy.update(predicted.eq(wanted).float())
+        right = predicted.eq(wanted)  # (N,): the chosen positions, row by row
+        self.accuracy.update(right.float())
         chosen = targets.ne(IGNORE)
+        counts = chosen.sum(dim=1).tolist()  # chosen positions per text
+        per_text = zip(counts, right.split(counts), F.cross_entropy(logits, wanted, reduction="none").split(counts))
         filled = inputs.masked_scatter(chosen, predicted)  # every predicted position: the model's guess
         for i, index in enumerate(batch["index"].tolist()):
             # the fills file shows the text as the model saw it, with [its guess] where it predicted
@@ -197,7 +202,8 @@ class MaskedLMTask(Task):
                 for t, f, c in zip(inputs[i], filled[i], chosen[i])
                 if int(t) != self.vocab.pad_id
             ]
-            self._rows.append((index, batch["text"][i], " ".join(shown)))
+            count, hits, nll = next(per_text)
+            self._rows.append((index, batch["text"][i], " ".join(shown), {"correct": int(hits.sum()), "total": count, "nll": float(nll.sum())}))
 
     def evaluation_end(self, split: str) -> Evaluation:
         rows = sorted(self.gather_objects(self._rows))
@@ -205,9 +211,10 @@ class MaskedLMTask(Task):
         return Evaluation(
             split=split,
             metrics={f"{split}/loss": loss, f"{split}/acc": float(self.accuracy.compute()), f"{split}/ppl": float(torch.exp(torch.tensor(loss)))},
-            predictions=[fills for _, _, fills in rows],
-            inputs=[text for _, text, _ in rows],
-            examples=[{"text": text, "fills": fills} for _, text, fills in rows],
+            predictions=[fills for _, _, fills, _ in rows],
+            inputs=[text for _, text, _, _ in rows],
+            examples=[{"text": text, "fills": fills} for _, text, fills, _ in rows],
+            records=[{"id": i, "text": text, "fills": fills, **scored} for i, text, fills, scored in rows],
         )
 
     # -- inference ------------------------------------------------------------------------------------

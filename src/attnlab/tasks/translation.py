@@ -29,6 +29,8 @@ class EvalRecord:
     source: str
     hypothesis: str
     reference: str
+    nll: float  # summed over the reference's tokens
+    tokens: int
 
 
 class TranslationTask(Task):
@@ -38,6 +40,8 @@ class TranslationTask(Task):
     alignment_kind = "cross"
     curve_axes = {"bleu_by_length": ("min_len", "bleu")}
     figure_keys = tuple(f"attention/{kind}/example_0" for kind in ATTENTION_AXES)
+    example_identity = ("source", "reference")
+    example_measures = {"bleu": "bleu", "chrf": "chrf", "exact_match": "exact_match", "loss": "mean_nll", "ppl": "perplexity"}
     report_columns = [
         ("val BLEU", "val/bleu", True),
         ("test BLEU", "test/bleu", True),
@@ -151,7 +155,9 @@ class TranslationTask(Task):
         tgt = batch["tgt"]
         logits = self(batch["src"], tgt[:, :-1])  # (B, T, V)
         nll = F.cross_entropy(logits.transpose(1, 2).float(), tgt[:, 1:], ignore_index=PAD_ID, reduction="none")  # (B, T)
-        tokens = tgt[:, 1:].ne(PAD_ID).sum()
+        row_tokens = tgt[:, 1:].ne(PAD_ID).sum(dim=1)  # (B,)
+        row_nll = nll.sum(dim=1)  # (B,)
+        tokens = row_tokens.sum()
         self.loss_metric.update(nll.sum() / tokens.clamp(min=1), weight=tokens)
         decoding = self.test_decoding if self.trainer.testing else None
         hypotheses = self.translator.translate_ids(batch["src"], decoding)
@@ -159,7 +165,7 @@ class TranslationTask(Task):
         for metric in (self.bleu, self.chrf, self.exact_match):
             metric.update(hypotheses, references)
         for i, index in enumerate(batch["index"].tolist()):
-            self._records.append(EvalRecord(index, batch["src_text"][i], hypotheses[i], references[i]))
+            self._records.append(EvalRecord(index, batch["src_text"][i], hypotheses[i], references[i], float(row_nll[i]), int(row_tokens[i])))
 
     def evaluation_end(self, split: str) -> Evaluation:
         records = sorted(self.gather_objects(self._records), key=lambda r: r.index)
@@ -182,6 +188,10 @@ class TranslationTask(Task):
             inputs=sources,
             examples=[{"source": r.source, "hypothesis": r.hypothesis, "reference": r.reference} for r in records],
             curves={"bleu_by_length": Curve(by_length, *self.curve_axes["bleu_by_length"], title=f"{split} BLEU by source length")},
+            records=[
+                {"id": r.index, "source": r.source, "reference": r.reference, "hypothesis": r.hypothesis, "nll": r.nll, "total": r.tokens}
+                for r in records
+            ],
         )
 
     def result_extras(self) -> Dict[str, Any]:
