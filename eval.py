@@ -38,8 +38,10 @@ def main(cfg: DictConfig) -> None:
     from rich.console import Console
 
     console = Console()
+    intervals = result.extras.get("intervals") or {}
     for key, value in sorted(result.metrics.items()):
-        console.print(f"{key:>22}  {value:.4f}")
+        bound = intervals.get(key)
+        console.print(f"{key:>22}  {value:.4f}" + (f"  95 % interval [{bound['low']:.4f}, {bound['high']:.4f}] ({bound['method']})" if bound else ""), highlight=False)
     for key, value in sorted(result.extras.items()):
         if key.endswith("signature"):
             console.print(f"{key.replace('_', ' ')}: {value}")

@@ -81,5 +81,8 @@ def evaluate(cfg: DictConfig) -> RunResult:
         checkpoint=str(cfg.ckpt_path),
         output_dir=str(output_dir),
     )
+    from attnlab.stats.compare import run_intervals
+
+    result.extras["intervals"] = run_intervals(output_dir, result, cfg.split)
     result.write(output_dir)
     return result

@@ -23,11 +23,19 @@ def print_result(result: RunResult) -> None:
     table = Table(title="test and final validation metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    intervals = (result.extras or {}).get("intervals") or {}
+    if intervals:
+        table.add_column("95 % interval (test examples)", justify="right")
+
+    def number(value: float) -> str:
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
     for key, value in sorted(result.metrics.items()):
-        table.add_row(key, f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}")
+        bound = intervals.get(key)
+        table.add_row(key, number(value), *([f"[{number(bound['low'])}, {number(bound['high'])}]" if bound else ""] if intervals else []))
     tps = result.tokens_per_sec
-    table.add_row("tokens/s (train)", f"{tps:,.0f}" if tps else "-")
-    table.add_row("wall time (s)", f"{result.wall_time_s:.1f}")
+    table.add_row("tokens/s (train)", f"{tps:,.0f}" if tps else "-", *([""] if intervals else []))
+    table.add_row("wall time (s)", f"{result.wall_time_s:.1f}", *([""] if intervals else []))
     console = Console()
     console.print(f"[bold]{result.run_name}[/bold]: {result.params:,} parameters, {result.global_step} steps")
     console.print(table)

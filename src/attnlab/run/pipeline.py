@@ -183,9 +183,13 @@ def train(cfg: DictConfig) -> RunResult:
         result.global_step = trainer.global_step
         result.checkpoint = best or None
         if trainer.is_global_zero:
+            from attnlab.stats.compare import run_intervals
+
+            result.extras["intervals"] = run_intervals(output_dir, result)  # the test metrics' 95 % bootstrap intervals
             result.write(output_dir)
+            bounds = {f"{key}_ci_{end}": bound[end] for key, bound in result.extras["intervals"].items() for end in ("low", "high")}
             for logger in trainer.loggers:
-                logger.log_metrics({"summary/wall_time_s": result.wall_time_s, "summary/tokens_per_sec": result.tokens_per_sec or 0.0})
+                logger.log_metrics({"summary/wall_time_s": result.wall_time_s, "summary/tokens_per_sec": result.tokens_per_sec or 0.0, **bounds})
         return result
     finally:
         finish_wandb()

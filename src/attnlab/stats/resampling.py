@@ -1,0 +1,160 @@
+"""Intervals and paired tests over seeds and test examples.
+
+* One configuration: over seeds, the mean with a 95 % t-interval (Reimers & Gurevych 2017) when
+  it has two or more; for a single run, a percentile bootstrap over the test examples.
+* Two configurations on the same test set: a paired bootstrap (Koehn 2004; Berg-Kirkpatrick et
+  al. 2012): every resample draws the same examples for both, and, when both have several seeds,
+  draws seed pairs too (seed s of one against seed s of the other), so the interval of the
+  difference holds both sources of noise. The p-value is two-sided: twice the share of resampled
+  differences on the far side of zero (the interval's own test: p < 0.05 exactly when the 95 %
+  percentile interval excludes 0).
+* Many configurations against one baseline: Holm's step-down correction.
+* A difference that is not distinguishable: how many test examples or seeds would detect it with
+  80 % power at 0.05, from the spread the resamples measured (the normal approximation).
+
+Statistics are per-example sums (:mod:`attnlab.stats.measures`): a resample is a vector of
+counts, and its scores are one matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+LEVEL = 0.95
+ALPHA = 0.05
+POWER = 0.80
+Score = Callable[[np.ndarray], np.ndarray]  # (R, D) summed statistics -> (R,) scores
+
+
+@dataclass
+class Interval:
+    estimate: float
+    low: float
+    high: float
+    method: str  # how it was computed, in words: "t over 3 seeds", "bootstrap over 1,000 examples"
+
+
+@dataclass
+class Difference:
+    """A configuration minus its baseline on one metric."""
+
+    estimate: float  # mean over seed pairs of the full-test-set differences
+    low: float
+    high: float
+    p: float
+    method: str
+    se_examples: float  # the spread of the difference that comes from the test sample alone
+    sd_seeds: Optional[float]  # per-seed differences' standard deviation (None with one seed)
+    examples: int
+    seeds: int
+
+
+def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(R, n): how often each example is drawn in each of R bootstrap resamples."""
+    draws = rng.integers(0, n, size=(resamples, n))
+    return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(np.float64)
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean and Student-t interval of per-seed scores (two or more)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    if n < 2:
+        raise ValueError("a t-interval needs at least two values")
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    return Interval(float(x.mean()), float(x.mean() - half), float(x.mean() + half), f"t over {n} seeds")
+
+
+def bootstrap_interval(stats: np.ndarray, score: Score, resamples: int = 1000, seed: int = 12345, level: float = LEVEL) -> Interval:
+    """Percentile bootstrap interval of one run's score over its test examples (stats: (N, D))."""
+    rng = np.random.default_rng(seed)
+    scores = score(resample_counts(len(stats), resamples, rng) @ stats)
+    low, high = np.nanpercentile(scores, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(float(score(stats.sum(axis=0, keepdims=True))[0]), float(low), float(high), f"bootstrap over {len(stats):,} examples")
+
+
+def two_sided_p(samples: np.ndarray) -> float:
+    """Twice the share of resampled differences at or beyond zero on the side away from the
+    estimate, with the +1 that keeps a p-value from a finite number of resamples from being 0."""
+    samples = samples[~np.isnan(samples)]
+    below, above = int((samples <= 0).sum()), int((samples >= 0).sum())
+    return min(1.0, 2.0 * (min(below, above) + 1) / (len(samples) + 1))
+
+
+def paired_bootstrap(
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray],
+    score: Score,
+    resamples: int = 1000,
+    seed: int = 12345,
+    paired_seeds: bool = True,
+    level: float = LEVEL,
+) -> Difference:
+    """``a`` minus ``b``: each a list of per-run statistics (N, D) on the same N examples, one run
+    a seed; with ``paired_seeds`` a[i] and b[i] share a seed and are drawn together."""
+    if paired_seeds and len(a) != len(b):
+        raise ValueError(f"paired seeds need as many runs on each side ({len(a)} and {len(b)})")
+    n = len(a[0])
+    rng = np.random.default_rng(seed)
+    counts = resample_counts(n, resamples, rng)  # (R, N): one draw of examples, shared by every run
+    score_a = np.stack([score(counts @ s) for s in a])  # (kA, R)
+    score_b = np.stack([score(counts @ s) for s in b])  # (kB, R)
+    full_a = np.array([score(s.sum(axis=0, keepdims=True))[0] for s in a])
+    full_b = np.array([score(s.sum(axis=0, keepdims=True))[0] for s in b])
+    columns = np.arange(resamples)[:, None]
+    if paired_seeds:
+        per_seed = score_a - score_b  # (k, R)
+        pick = rng.integers(0, len(a), size=(resamples, len(a)))  # seed pairs drawn with replacement
+        samples = per_seed[pick, columns].mean(axis=1)
+        estimate = float((full_a - full_b).mean())
+        se_examples = float(per_seed.mean(axis=0).std(ddof=1))
+        sd_seeds = float((full_a - full_b).std(ddof=1)) if len(a) > 1 else None
+    else:
+        pick_a = rng.integers(0, len(a), size=(resamples, len(a)))
+        pick_b = rng.integers(0, len(b), size=(resamples, len(b)))
+        samples = score_a[pick_a, columns].mean(axis=1) - score_b[pick_b, columns].mean(axis=1)
+        estimate = float(full_a.mean() - full_b.mean())
+        se_examples = float((score_a.mean(axis=0) - score_b.mean(axis=0)).std(ddof=1))
+        spreads = [x.var(ddof=1) for x in (full_a, full_b) if len(x) > 1]
+        sd_seeds = float(math.sqrt(sum(spreads))) if len(spreads) == 2 else None
+    low, high = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
+    seeds = len(a) if paired_seeds else min(len(a), len(b))
+    how = f"paired bootstrap, {resamples:,} resamples of {n:,} examples" + (f" and of {seeds} seed pairs" if paired_seeds and seeds > 1 else "")
+    if not paired_seeds:
+        how = f"bootstrap of {n:,} shared examples and of {len(a)} and {len(b)} unpaired seeds, {resamples:,} resamples"
+    return Difference(estimate, float(low), float(high), two_sided_p(samples), how, se_examples, sd_seeds, n, seeds)
+
+
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm's step-down adjusted p-values (Holm 1979): the i-th smallest times (m - i + 1), kept
+    non-decreasing, at most 1."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def needed(difference: Difference) -> dict:
+    """Roughly how many test examples, or seeds, would detect ``difference.estimate`` with 80 %
+    power in a two-sided test at 0.05: the spread scales as 1/sqrt(size), so the size grows by
+    ((z_{0.975} + z_{0.80}) * spread / difference)^2 (normal approximation)."""
+    from scipy import stats
+
+    z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
+    delta = abs(difference.estimate)
+    if delta == 0 or not math.isfinite(delta):
+        return {"examples": None, "seeds": None}
+    factor = (z * difference.se_examples / delta) ** 2
+    examples = math.ceil(difference.examples * factor) if difference.se_examples > 0 else None
+    seeds = math.ceil(max(2.0, (z * difference.sd_seeds / delta) ** 2)) if difference.sd_seeds else None
+    return {"examples": examples, "seeds": seeds}
