@@ -143,12 +143,99 @@ def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
     return rows
 
 
-def fmt(mean: Optional[float], std: Optional[float], key: str) -> str:
+def runs_of(row: Dict[str, Any]) -> List[Any]:
+    from attnlab.stats.compare import Run
+
+    return [Run(Path(job.dir), job.result) for job in row["jobs"]]
+
+
+def add_intervals(rows: Sequence[Dict[str, Any]], columns: Sequence[Sequence[Any]], resamples: int, seed: int) -> None:
+    """Each row's 95 % interval per metric column: over seeds (t) with two or more, else over the
+    run's examples (bootstrap); none when the run kept no per-example outputs."""
+    from attnlab.stats.compare import NotTestable, interval
+
+    for row in rows:
+        row["intervals"] = {}
+        for _, key, _ in columns:
+            if "/" in key and row[key][0] is not None:
+                try:
+                    row["intervals"][key] = interval(runs_of(row), key, resamples, seed)
+                except NotTestable:
+                    pass
+
+
+def digits_of(key: str) -> int:
+    return 0 if key in ("tokens_per_sec", "peak_memory_mib") else (1 if key == "wall_time_s" else 2)
+
+
+def fmt(mean: Optional[float], std: Optional[float], key: str, bounds: Any = None) -> str:
+    """``mean ± std``, or ``mean [low, high]`` when the 95 % interval is known."""
     if mean is None:
         return "–"
-    digits = 0 if key in ("tokens_per_sec", "peak_memory_mib") else (1 if key == "wall_time_s" else 2)
+    digits = digits_of(key)
     text = f"{mean:,.{digits}f}"
+    if bounds is not None:
+        return text + f" [{bounds.low:,.{digits}f}, {bounds.high:,.{digits}f}]"
     return text + (f" ± {std:,.{digits}f}" if std is not None else "")
+
+
+def normalise(name: str) -> str:
+    return "".join(name.lower().split())
+
+
+def find_config(rows: Sequence[Dict[str, Any]], name: str) -> Dict[str, Any]:
+    """The row a --baseline names (spaces and case do not matter); ValueError listing them."""
+    matches = [r for r in rows if normalise(r["config"]) == normalise(name)]
+    if not matches:
+        raise ValueError(f"--baseline {name!r} names no configuration of this sweep; it has: " + "; ".join(r["config"] for r in rows))
+    return matches[0]
+
+
+def default_baseline(rows: Sequence[Dict[str, Any]], columns: Sequence[Sequence[Any]]) -> Optional[Dict[str, Any]]:
+    """The best configuration on the first test column (what the report would call the winner)."""
+    heading_key = next(((k, higher) for _, k, higher in columns if k.startswith("test/")), None)
+    if heading_key is None:
+        return None
+    key, higher = heading_key
+    scored = [r for r in rows if r[key][0] is not None]
+    return (max if higher else min)(scored, key=lambda r: r[key][0]) if scored else None
+
+
+def significance_section(rows: Sequence[Dict[str, Any]], columns: Sequence[Sequence[Any]], compare_to: Optional[str], resamples: int, seed: int) -> List[str]:
+    """Each configuration against the baseline on every test column: difference, interval, p, Holm, verdict."""
+    from attnlab.stats.verdicts import HOW_TO_READ, against_baseline, p_text, to_detect
+
+    metrics = [tuple(c) for c in columns if c[1].startswith("test/")]
+    if len(rows) < 2 or not metrics:
+        return []
+    base = find_config(rows, compare_to) if compare_to else default_baseline(rows, columns)
+    if base is None:
+        return []
+    groups = {row["config"]: runs_of(row) for row in rows}
+    comparisons = against_baseline(groups, base["config"], metrics, resamples, seed)
+    why = "named with --baseline" if compare_to else f"the best on {metrics[0][0]}; --baseline names another"
+    lines = ["## Is the difference real? Each configuration against the baseline", "", f"Baseline: **{base['config']}** ({why}). {resamples:,} resamples, seed {seed}.", ""]
+    untested: Dict[str, str] = {}
+    for metric in metrics:
+        heading, key, _ = metric
+        found = [c for c in comparisons if c.metric == metric]
+        digits = digits_of(key)
+        lines += [f"### {heading}", "", "| configuration | difference [95 % interval] | p | p (Holm) | verdict | to detect it |", "|---|---|---|---|---|---|"]
+        for c in found:
+            if c.diff is None:
+                untested.setdefault(c.why or "", c.config)
+                lines.append(f"| {c.config} | – | – | – | not tested | – |")
+                continue
+            d = c.diff
+            verdict = f"**{c.verdict}**" if c.significant else f"*{c.verdict}*"
+            detect = to_detect(d) if not c.significant else ""
+            lines.append(f"| {c.config} | {d.estimate:+,.{digits}f} [{d.low:+,.{digits}f}, {d.high:+,.{digits}f}] | {p_text(d.p)} | {p_text(c.p_holm)} | {verdict} | {detect} |")
+        methods = sorted({c.diff.method for c in found if c.diff is not None})
+        lines += ["", *(f"Method: {m}." for m in methods), ""]
+    if untested:
+        lines += ["Not tested:", ""] + [f"- {config}: {reason}" for reason, config in untested.items()] + [""]
+    lines += [HOW_TO_READ, ""]
+    return lines
 
 
 def curve_series(rows: Sequence[Dict[str, Any]], name: str, x: str, ys: Sequence[str], stage: str = "test", min_count: int = 1, count: str = "n") -> Dict[str, List[Dict[str, Any]]]:
@@ -224,24 +311,41 @@ def curve_section(jobs: Sequence[Job], rows: Sequence[Dict[str, Any]], key: str,
     return lines
 
 
-def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int = 20, curve: Optional[str] = None, baseline: Optional[str] = None) -> Path:
+def write_report(
+    jobs: Sequence[Job],
+    out_dir: Path,
+    title: str,
+    min_bucket: int = 20,
+    curve: Optional[str] = None,
+    baseline: Optional[str] = None,
+    compare_to: Optional[str] = None,
+    resamples: int = 1000,
+    seed: int = 12345,
+) -> Path:
     from attnlab import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = aggregate(jobs)
     failed = [j for j in jobs if not j.ok]
     columns = columns_of(jobs)
+    if compare_to:
+        find_config(rows, compare_to)  # a --baseline that names no configuration: refused before any work
+    add_intervals(rows, columns, resamples, seed)
     lines = [f"# {title}", "", f"{len(jobs)} jobs: {len(jobs) - len(failed)} finished, {len(failed)} failed.", ""]
 
     header = ["configuration (arch / attention / pos_enc)", "seeds", "params"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["config"], ",".join(str(s) for s in row["seeds"]), f"{row['params']:,}" if row["params"] else "–"]
-        cells += [fmt(*row[key], key) for _, key, _ in columns]
+        cells += [fmt(*row[key], key, row["intervals"].get(key)) for _, key, _ in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    if any(len(r["seeds"]) > 1 for r in rows):
-        lines += ["Values are mean ± standard deviation over seeds.", ""]
+    lines += [
+        "Metrics are the mean over seeds with its 95 % interval in brackets: a t-interval over the seeds "
+        "where a configuration has two or more, a bootstrap interval over the test examples where it has one "
+        "(sacrebleu's own for BLEU and chrF); ± is the standard deviation over seeds of a run without per-example outputs.",
+        "",
+    ]
     signatures = sorted({j.result.extras["bleu_signature"] for j in jobs if j.result.extras.get("bleu_signature")})
     if signatures:
         lines += [f"BLEU and chrF: sacrebleu on detokenized text; BLEU signature `{'`, `'.join(signatures)}`.", ""]
@@ -251,7 +355,7 @@ def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int
         scored = [r for r in rows if r[key][0] is not None]
         if scored:
             best = (max if higher else min)(scored, key=lambda r: r[key][0])
-            lines.append(f"- **{heading}**: {best['config']} ({fmt(*best[key], key)})")
+            lines.append(f"- **{heading}**: {best['config']} ({fmt(*best[key], key, best['intervals'].get(key))})")
     lines.append("")
 
     series = bleu_by_length_series(rows, min_sentences=min_bucket)
@@ -285,6 +389,8 @@ def write_report(jobs: Sequence[Job], out_dir: Path, title: str, min_bucket: int
             by = {r["position"]: r["loss"] for r in s}
             lines.append(f"| {name} | " + " | ".join(f"{by[x]:.2f}" if x in by else "–" for x in xs) + " |")
         lines.append("")
+
+    lines += significance_section(rows, columns, compare_to, resamples, seed)
 
     if curve:
         lines += curve_section(jobs, rows, curve, out_dir, baseline)
@@ -345,10 +451,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=args_.output_dir, help="the directory report.md and its plots go to (default: the sweep directory)")
     parser.add_argument("--min-bucket", type=args_.integer(1, 10**6), default=20, help="leave out length buckets with fewer test sentences (default 20)")
     parser.add_argument("--curve", metavar="KEY", help="plot the first test metric against this swept setting (e.g. data.train_size)")
-    parser.add_argument("--baseline", choices=["tfidf-svm"], help="with --curve data.train_size: add a TF-IDF + linear SVM line (scikit-learn)")
+    parser.add_argument("--baseline", metavar="CONFIG", help='the configuration every other is tested against, as the report names it ("transformer / multihead / sinusoidal"); default: the best on the first test column')
+    parser.add_argument("--svm", action="store_true", help="with --curve data.train_size: add a TF-IDF + linear SVM line (scikit-learn)")
+    parser.add_argument("--resamples", type=args_.integer(100, 100_000), default=1000, help="bootstrap resamples for intervals and tests (default 1000)")
+    parser.add_argument("--seed", type=args_.integer(1, 2**31 - 1), default=12345, help="the resampling seed (default 12345, sacrebleu's)")
     args = parser.parse_args(argv)
-    if args.baseline and args.curve != "data.train_size":
-        parser.error("--baseline needs --curve data.train_size (it trains on the same examples)")
+    if args.baseline == "tfidf-svm":  # its spelling before --baseline named a configuration
+        args.baseline, args.svm = None, True
+    if args.svm and args.curve != "data.train_size":
+        parser.error("--svm needs --curve data.train_size (it trains on the same examples)")
     if args.wandb_group:
         jobs = jobs_from_wandb(args.wandb_group)
         out = args.out or Path(".")
@@ -362,7 +473,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not jobs:
         print(f"attnlab-report: no jobs found (no .hydra/config.yaml under {args.sweep_dir})", file=sys.stderr)
         return 1
-    report = write_report(jobs, out, title, min_bucket=args.min_bucket, curve=args.curve, baseline=args.baseline)
+    try:
+        report = write_report(jobs, out, title, min_bucket=args.min_bucket, curve=args.curve, baseline="tfidf-svm" if args.svm else None, compare_to=args.baseline, resamples=args.resamples, seed=args.seed)
+    except ValueError as exc:
+        print(f"attnlab-report: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {report} ({len(jobs)} jobs)")
     return 0
 

@@ -151,6 +151,9 @@ def pair_seeds(a: Sequence[Run], b: Sequence[Run]) -> Tuple[List[Run], List[Run]
 def difference(a: Sequence[Run], b: Sequence[Run], key: str, resamples: int = 1000, seed: int = 12345) -> Difference:
     """``a`` minus ``b`` on ``key`` by a paired test on their common test examples."""
     split = key.split("/")[0]
+    shared = {r.dir.resolve() for r in a} & {r.dir.resolve() for r in b}
+    if shared:
+        raise NotTestable(f"{sorted(shared)[0]} is on both sides: a run cannot be tested against itself")
     same_examples(a, b, split)
     a, b, paired = pair_seeds(a, b)
     name = a[0].measure_of(key)
