@@ -36,6 +36,7 @@ PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
 # the console tools, run in-process: "module:" then the arguments
 TRANSLATE, AVERAGE, REPORT = ["attnlab.cli.translate:"], ["attnlab.cli.average:"], ["attnlab.cli.report:"]
+COMPARE = ["attnlab.cli.compare:"]
 FILL_MASK, GENERATE, DASHBOARD = ["attnlab.cli.fill_mask:"], ["attnlab.cli.generate:"], ["attnlab.cli.dashboard:"]
 BIBLE = ["attnlab.data.bible:"]
 WANDB_GROUP = ["--entity", "e", "--project", "p", "--group", "g"]
@@ -126,7 +127,45 @@ def ws(tmp_path_factory):
     (root / "story.txt").write_text("once upon a time there was a cat.\n" * 20, encoding="utf-8")
     (root / "short.txt").write_text("too short\n", encoding="utf-8")
     (root / "empty_sweep").mkdir()
+    runs_for_tests(root, root / "trained" / "out")
     return files
+
+
+def runs_for_tests(root: Path, trained: Path) -> None:
+    """Copies of the trained run for attnlab-compare and the report's tests: one configuration
+    twice in a sweep, a run scored on other examples, a run from before per-example outputs, and
+    one whose examples file is corrupt."""
+    from attnlab.stats import examples
+
+    def copy(name, attention="multihead", rows_edit=None, keep_examples=True, corrupt=False):
+        result = RunResult.read(trained / "metrics.json")
+        result.choices = {**result.choices, "attention": attention}
+        out = root / name
+        (out / ".hydra").mkdir(parents=True)
+        (out / ".hydra" / "config.yaml").write_text("seed: 1\n")
+        rows = [json.loads(line) for line in (trained / "test_examples.jsonl").read_text().splitlines()]
+        if rows_edit:
+            rows_edit(rows)
+        if keep_examples:
+            examples.write(out, "test", rows)
+            described = result.extras["examples"]["test"]
+            result.extras["examples"] = {"test": examples.describe("test", rows, described["identity"], described["measures"])}
+        else:
+            result.extras.pop("examples")
+        if corrupt:
+            lines = (out / "test_examples.jsonl").read_text().splitlines()
+            lines[2] = "{not json"
+            (out / "test_examples.jsonl").write_text("\n".join(lines) + "\n")
+        result.write(out)
+
+    copy("okay_sweep/0")
+    copy("okay_sweep/1", attention="dot")
+    copy("run_a")
+    copy("run_other_examples", rows_edit=lambda rows: rows[4].update(reference=rows[4]["reference"] + " más"))
+    copy("run_before_examples", keep_examples=False)
+    copy("run_corrupt_examples", corrupt=True)
+    copy("mixed_sweep/0")
+    copy("mixed_sweep/1", attention="dot", keep_examples=False)
 
 
 def cases(ws) -> List[Case]:
@@ -170,6 +209,14 @@ def cases(ws) -> List[Case]:
         text = (root / "misshapen" / "report.md").read_text()
         assert "4 jobs: 1 finished, 3 failed." in text, text
         assert "metrics must be a mapping, got a list" in text and "metrics.val/bleu must be a number" in text and "seed must be an integer" in text, text
+
+    def report_says_untested(proc):
+        text = (root / "mixed_sweep" / "report.md").read_text()
+        untested = text.split("Not tested:")[1].split("How to read")[0].strip()
+        assert untested.startswith("- transformer / dot / learned: ") and "has no per-example outputs for its test split" in untested, text
+
+    def names_line_5(proc):
+        assert "test_examples.jsonl:5" in proc.stderr and "differ in reference" in proc.stderr, proc.stderr
 
     def report_lists_it(proc):
         text = (root / "sweep" / "report.md").read_text()
@@ -335,6 +382,18 @@ def cases(ws) -> List[Case]:
         Case("report:misshapen_metrics", [*REPORT, str(root / "misshapen")], "", 0, check=report_lists_misshapen),
         Case("report:min_bucket_0", [*REPORT, str(root / "sweep"), "--min-bucket", "0"], "argument --min-bucket: must be an integer in [1, 1000000]", 2),
         Case("report:out_is_file", [*REPORT, str(root / "sweep"), "--out", str(root / "bad.tsv")], f"argument --out: {root / 'bad.tsv'} is a file, not a directory", 2),
+        Case("report:baseline_not_a_configuration", [*REPORT, str(root / "okay_sweep"), "--baseline", "rnn / nothing / none"], "--baseline 'rnn / nothing / none' names no configuration of this sweep; it has: transformer / dot / learned; transformer / multihead / learned", 2),
+        Case("report:resamples_10", [*REPORT, str(root / "okay_sweep"), "--resamples", "10"], "argument --resamples: must be an integer in [100, 100000]", 2),
+        Case("report:run_before_examples", [*REPORT, str(root / "mixed_sweep"), "--baseline", "transformer/multihead/learned"], "", 0, check=report_says_untested),
+        # -- attnlab-compare ---------------------------------------------------------------------------
+        Case("compare:other_test_set", [*COMPARE, str(root / "run_a"), str(root / "run_other_examples")], "not the same test examples, so no paired test: ", 2, check=names_line_5),
+        Case("compare:no_per_example_outputs", [*COMPARE, str(root / "run_a"), str(root / "run_before_examples")], "has no per-example outputs for its test split", 2),
+        Case("compare:corrupt_examples", [*COMPARE, str(root / "run_a"), str(root / "run_corrupt_examples")], "test_examples.jsonl:3: not a JSON object", 2),
+        Case("compare:missing_dir", [*COMPARE, str(root / "run_a"), str(root / "nowhere")], f"{root / 'nowhere'}: no such directory", 2),
+        Case("compare:not_a_run", [*COMPARE, str(root / "run_a"), str(root / "empty_sweep")], "neither a run directory (no metrics.json) nor a sweep with a finished run", 2),
+        Case("compare:unknown_metric", [*COMPARE, str(root / "run_a"), str(root / "okay_sweep" / "1"), "--metric", "test/acc"], "--metric test/acc: not a metric both sides' test examples recompute (they have: test/bleu, test/chrf, test/exact_match, test/loss, test/ppl)", 2),
+        Case("compare:seed_0", [*COMPARE, str(root / "run_a"), str(root / "okay_sweep" / "1"), "--seed", "0"], "argument --seed: must be an integer in [1, 2147483647]", 2),
+        Case("compare:both_sweeps_of_many", [*COMPARE, str(root / "okay_sweep"), str(root / "okay_sweep")], "both sides hold several configurations (2 and 2)", 2),
         Case("report:out_missing_parent", [*REPORT, str(root / "sweep"), "--out", str(root / "no" / "where")], f"the directory {root / 'no'} does not exist", 2),
         # -- attnlab-dashboard -------------------------------------------------------------------------
         Case("dashboard:dry_run_extension", [*DASHBOARD, *WANDB_GROUP, "--dry-run", str(root / "spec.txt")], "argument --dry-run: " + str(root / "spec.txt") + ": the file name must end in .json", 2),

@@ -31,7 +31,7 @@ def test_a_translation_sweep_gets_the_lessons_panels_filtered_to_its_group(tmp_p
     panels = panels_by_type(spec)
     bars = {(c["metrics"][0], c["groupBy"]) for c in panels["Bar Chart"]}
     assert bars == {(m, f"{axis}.value") for m in ("val/bleu", "test/bleu") for axis in ("arch", "attention", "pos_enc")}
-    assert all(c["groupAgg"] == "mean" and c["groupArea"] == "stddev" for c in panels["Bar Chart"])  # seeds: mean ± std
+    assert all(c["groupAgg"] == "mean" and c["groupArea"] == "stderr" for c in panels["Bar Chart"])  # seeds: mean, error bars ± 1 s.e.
     (parallel,) = panels["Parallel Coordinates Plot"]
     assert [c["accessor"] for c in parallel["columns"]] == ["config:arch.value", "config:attention.value", "config:pos_enc.value", "summary:test/bleu"]
     (curve,) = panels["Vega2"]  # the lesson's Fig. 2: BLEU by source length, a line per configuration
@@ -49,6 +49,7 @@ def test_a_translation_sweep_gets_the_lessons_panels_filtered_to_its_group(tmp_p
     assert [g["name"] for g in grouping] == ["arch.value", "attention.value", "pos_enc.value"]
     pinned = list(dashboard._find(spec, "columnPinned"))[0]
     assert {"config:arch.value", "config:seed.value", "summary:test/bleu", "summary:summary/tokens_per_sec"} <= set(pinned)
+    assert {"summary:test/bleu_ci_low", "summary:test/bleu_ci_high"} <= set(pinned)  # each run's 95 % interval
     printed = capsys.readouterr().out
     assert f"{len(list(dashboard._panels_of(spec)))} panels" in printed and "Bar Chart: test/bleu by attention" in printed
 

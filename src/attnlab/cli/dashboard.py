@@ -36,7 +36,13 @@ def panel_plan(task_class: Any) -> Dict[str, Any]:
         "monitor": task_class.monitor,
         "headline": headline,
         # the runs table's column ids: W&B stores a config key's value under <key>.value
-        "table_columns": [*(f"config:{a}.value" for a in ("task", *AXES, "seed")), *(f"summary:{k}" for k in metrics), "summary:summary/tokens_per_sec"],
+        # each run's 95 % bootstrap interval of the headline over its test examples sits beside it
+        "table_columns": [
+            *(f"config:{a}.value" for a in ("task", *AXES, "seed")),
+            *(f"summary:{k}" for k in metrics),
+            *(f"summary:{headline}_ci_{end}" for end in ("low", "high")),
+            "summary:summary/tokens_per_sec",
+        ],
         "bars": [{"metric": task_class.monitor, "axis": axis} for axis in AXES[:3]] + [{"metric": headline, "axis": axis} for axis in AXES[:3]],
         "parallel": [*(f"config:{a}" for a in AXES[:3]), f"summary:{headline}"],
         "curves": [{"table": f"test/{name}", "x": x, "y": y} for name, (x, y) in task_class.curve_axes.items()],
@@ -63,7 +69,9 @@ def _metric(accessor: str, wr):
 def panels(plan: Dict[str, Any], wr) -> Dict[str, List[Any]]:
     """The panels by section: the axes, the curves, the figures, training."""
     axes = [
-        wr.BarPlot(title=f"{b['metric']} by {b['axis']} (mean ± std over seeds)", metrics=[b["metric"]], groupby=wr.Config(b["axis"]), groupby_aggfunc="mean", groupby_rangefunc="stddev")
+        # error bars: the standard error of the mean over the group's runs (W&B's nearest to an
+        # interval; the sweep report gives the 95 % t-interval and the paired tests)
+        wr.BarPlot(title=f"{b['metric']} by {b['axis']} (mean, error bars ± 1 standard error over runs)", metrics=[b["metric"]], groupby=wr.Config(b["axis"]), groupby_aggfunc="mean", groupby_rangefunc="stderr")
         for b in plan["bars"]
     ]
     axes.append(wr.ParallelCoordinatesPlot(title="axes and the result", columns=[wr.ParallelCoordinatesPlotColumn(metric=_metric(c, wr)) for c in plan["parallel"]]))

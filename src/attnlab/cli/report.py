@@ -343,7 +343,7 @@ def write_report(
     lines += [
         "Metrics are the mean over seeds with its 95 % interval in brackets: a t-interval over the seeds "
         "where a configuration has two or more, a bootstrap interval over the test examples where it has one "
-        "(sacrebleu's own for BLEU and chrF); ± is the standard deviation over seeds of a run without per-example outputs.",
+        "(sacrebleu's own for BLEU and chrF). A single run without per-example outputs (from before attnlab kept them) has none.",
         "",
     ]
     signatures = sorted({j.result.extras["bleu_signature"] for j in jobs if j.result.extras.get("bleu_signature")})
