@@ -56,7 +56,8 @@ def test_report_aggregates_seeds_and_names_failed_and_killed_jobs(tmp_path):
     assert main([str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     assert "6 jobs: 3 finished, 3 failed." in text
-    assert "| rnn / additive / sinusoidal | 1,2 | 1,000 | 45.00 ± 7.07 | 44.00 ± 7.07 |" in text
+    # two seeds: the mean and its 95 % t-interval (t = 12.71 with one degree of freedom: wide)
+    assert "| rnn / additive / sinusoidal | 1,2 | 1,000 | 45.00 [-18.53, 108.53] | 44.00 [-19.53, 107.53] |" in text
     assert "- **test BLEU**: transformer / multihead / sinusoidal (89.00)" in text
     failed = text.split("## Failed jobs")[1]
     assert "transformer-dot-s1" in failed and "not divisible" in failed

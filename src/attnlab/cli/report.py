@@ -303,7 +303,7 @@ def curve_section(jobs: Sequence[Job], rows: Sequence[Dict[str, Any]], key: str,
     xs = sorted({x for s in series.values() for x in s})
     heading = key.split(".")[-1]
     lines = [f"## {metric} against {key}", "", f"![{metric} against {key}]({heading}_curve.png)", ""]
-    lines += [f"| | " + " | ".join(f"{int(x):,}" for x in xs) + " |", "|---|" + "---|" * len(xs)]
+    lines += ["| | " + " | ".join(f"{int(x):,}" for x in xs) + " |", "|---|" + "---|" * len(xs)]
     for name, points in sorted(series.items()):
         lines.append(f"| {name} | " + " | ".join(fmt(*points[x], metric) if x in points else "–" for x in xs) + " |")
     lines.append("")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from attnlab.stats.compare import SACREBLEU_MEASURES, NotTestable, Run, difference
+from attnlab.stats.compare import NotTestable, Run, difference
 from attnlab.stats.resampling import ALPHA, Difference, holm, needed
 
 Metric = Tuple[str, str, bool]  # heading, key, higher is better
