@@ -203,3 +203,8 @@ def test_eval_py_reproduces_a_classification_test(tmp_path, text_data):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(next((tmp_path / "eval").rglob("metrics.json")).read_text())
     assert out["task"] == "classification" and out["metrics"]["test/acc"] == pytest.approx(result.metrics["test/acc"])
+    # the same examples, so eval.py's run and the training run can be compared example by example
+    assert out["extras"]["examples"]["test"]["fingerprint"] == result.extras["examples"]["test"]["fingerprint"]
+    bound = out["extras"]["intervals"]["test/acc"]
+    assert bound["low"] <= out["metrics"]["test/acc"] <= bound["high"] and bound["method"] == "bootstrap over 24 examples"
+    assert "95 % interval [" in proc.stdout  # printed beside each metric it has one for
