@@ -55,7 +55,8 @@ def main() -> int:
         parser.error("--draws and --examples must be at least 10, --resamples at least 100")
     rng = np.random.default_rng(0)
     n, r, d = args.examples, args.resamples, args.draws
-    counts = {k: 0 for k in ("bootstrap_covers", "t_covers", "paired_fp", "sacrebleu_fp", "seeds_paired_fp", "seeds_unpaired_fp", "power_5", "power_10")}
+    keys = ("bootstrap_covers", "t_covers", "paired_fp", "sacrebleu_fp", "seeds_paired_fp", "seeds_dominant_fp", "seeds_unpaired_fp", "power_5", "power_10", "seeds_power_10")
+    counts = {k: 0 for k in keys}
     for i in range(d):
         difficulty = rng.random(n)
         a, b = system(rng, difficulty), system(rng, difficulty)
@@ -72,6 +73,11 @@ def main() -> int:
         runs_b = [system(rng, difficulty, rng.normal(0, 0.03)) for _ in range(3)]
         counts["seeds_paired_fp"] += paired_bootstrap(runs_a, runs_b, ACCURACY, r, i + 1, True).p < 0.05
         counts["seeds_unpaired_fp"] += paired_bootstrap(runs_a, runs_b, ACCURACY, r, i + 1, False).p < 0.05
+        loud_a = [system(rng, difficulty, rng.normal(0, 0.10)) for _ in range(3)]  # seeds move a model more than the sample does
+        loud_b = [system(rng, difficulty, rng.normal(0, 0.10)) for _ in range(3)]
+        counts["seeds_dominant_fp"] += paired_bootstrap(loud_a, loud_b, ACCURACY, r, i + 1, True).p < 0.05
+        better = [system(rng, difficulty, 0.10 + rng.normal(0, 0.03)) for _ in range(3)]
+        counts["seeds_power_10"] += paired_bootstrap(better, runs_b, ACCURACY, r, i + 1, True).p < 0.05
         if (i + 1) % max(1, d // 20) == 0:
             print(f"{i + 1:,}/{d:,} draws", file=sys.stderr, flush=True)
     rates = {k: v / d for k, v in counts.items()}
@@ -83,10 +89,12 @@ def main() -> int:
         ("95 % t-interval over 3 seeds covers the true mean", "t_covers", "0.95"),
         ("paired bootstrap (attnlab, two-sided) rejects a true null at 0.05", "paired_fp", "0.05"),
         ("sacrebleu's paired-bs statistic rejects a true null at 0.05", "sacrebleu_fp", "0.05"),
-        ("paired bootstrap, 3 seed pairs, rejects a true null at 0.05", "seeds_paired_fp", "0.05"),
-        ("bootstrap, 3 unpaired seeds a side, rejects a true null at 0.05", "seeds_unpaired_fp", "0.05"),
-        ("paired bootstrap finds a true +5-point difference", "power_5", "–"),
-        ("paired bootstrap finds a true +10-point difference", "power_10", "–"),
+        ("3 seed pairs (seed sd 3 points), paired t + test-sample variance, rejects a true null at 0.05", "seeds_paired_fp", "0.05"),
+        ("3 seed pairs (seed sd 10 points: seeds dominate), rejects a true null at 0.05", "seeds_dominant_fp", "0.05"),
+        ("3 unpaired seeds a side (seed sd 3 points), Welch t + test-sample variance, rejects a true null at 0.05", "seeds_unpaired_fp", "0.05"),
+        ("one run a side: paired bootstrap finds a true +5-point difference", "power_5", "–"),
+        ("one run a side: paired bootstrap finds a true +10-point difference", "power_10", "–"),
+        ("3 seed pairs (seed sd 3 points) find a true +10-point difference", "seeds_power_10", "–"),
     ]
     lines = [
         "# Calibration of attnlab's intervals and tests",

@@ -87,10 +87,11 @@ def p_text(p: Optional[float]) -> str:
 
 
 HOW_TO_READ = (
-    "How to read this: each row is a configuration minus the baseline on the same test examples. "
-    "The interval is the 95 % paired-bootstrap interval of that difference: every resample draws the same "
-    "test examples for both configurations (and, where both ran the same seeds, the same seed pairs), so it "
-    "holds the noise of the test sample and of the seeds. p is two-sided (for BLEU and chrF between single "
+    "How to read this: each row is a configuration minus the baseline on the same test examples, with its "
+    "95 % interval. Between single runs the interval is a paired bootstrap's: every resample draws the same "
+    "test examples for both. With seeds it is a t-interval on the difference of the seed means (seed s against "
+    "seed s where both ran it) whose variance adds the test sample's from the same paired bootstrap, so it "
+    "holds the noise of the seeds and of the test sample. p is two-sided (for BLEU and chrF between single "
     "runs, sacrebleu's `--paired-bs`); p (Holm) corrects it for the number of configurations compared on that "
     "metric. **better** / **worse** means significant at 0.05 after the correction; *not distinguishable* means "
     "this sweep cannot tell the difference from noise: it is not evidence that there is none. For those, the "
