@@ -5,7 +5,7 @@ difference that is not distinguishable, roughly how many examples or seeds would
 BLEU and chrF take sacrebleu's paired-bootstrap p-value between two single runs. Its test counts
 resampled |differences| (centred on their mean) beyond the observed |difference|, which reads
 like a one-sided test: with no true difference it rejects about twice as often as its level
-(benchmarks/calibration.py, 2,000 draws: 0.112 at 0.05, against 0.045 for the two-sided percentile
+(benchmarks/calibration.py, 2,000 draws: 0.104 at 0.05, against 0.038 for the two-sided percentile
 test; tests/test_significance.py checks both). So a
 BLEU or chrF difference is called significant only when sacrebleu's corrected p is below 0.05 and
 the 95 % interval of the difference excludes 0 as well.
