@@ -92,9 +92,15 @@ def test_holm_matches_the_procedure_worked_by_hand():
 
 
 def test_power_estimate_follows_the_normal_approximation():
-    diff = Difference(estimate=1.0, low=-0.5, high=2.5, p=0.2, method="", se_examples=0.8, sd_seeds=2.0, examples=1000, seeds=3)
-    z = 1.959964 + 0.841621
-    assert needed(diff) == {"examples": int(np.ceil(1000 * (z * 0.8) ** 2)), "seeds": int(np.ceil((z * 2.0) ** 2))}
+    z2 = (1.959964 + 0.841621) ** 2
+    one_run = Difference(estimate=1.0, low=-0.5, high=2.5, p=0.2, method="", se_examples=0.2, sd_seeds=None, examples=1000, seeds=1)
+    assert needed(one_run) == {"examples": int(np.ceil(1000 * 0.04 * z2)), "seeds": None}  # N * (z se / d)^2
+    # three seeds whose share of the variance is 0.1: examples must bring the sample's (0.01) below
+    # 1/z2 - 0.1, seeds theirs (0.1 x 3 / seeds) below 1/z2 - 0.01
+    seeded = Difference(estimate=1.0, low=-0.5, high=2.5, p=0.2, method="", se_examples=0.1, sd_seeds=0.5, examples=1000, seeds=3, seed_var=0.1)
+    assert needed(seeded) == {"examples": int(np.ceil(1000 * 0.01 / (1 / z2 - 0.1))), "seeds": int(np.ceil(0.3 / (1 / z2 - 0.01)))}
+    # where the seeds alone are too noisy, more examples cannot help
+    assert needed(Difference(1.0, -1, 3, 0.3, "", 0.2, 1.0, 1000, 3, seed_var=0.5))["examples"] is None
 
 
 def test_each_measure_equals_the_library_that_defines_its_metric():

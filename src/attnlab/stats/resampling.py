@@ -52,6 +52,7 @@ class Difference:
     sd_seeds: Optional[float]  # per-seed differences' standard deviation (None with one seed)
     examples: int
     seeds: int
+    seed_var: float = 0.0  # the seeds' share of the estimate's variance (0 with one run a side)
 
 
 def resample_counts(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -125,7 +126,7 @@ def paired_bootstrap(
     if len(a) == 1 and len(b) == 1:
         low, high = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
         how = f"paired bootstrap, {resamples:,} resamples of {n:,} examples"
-        return Difference(estimate, float(low), float(high), two_sided_p(samples), how, se_examples, None, n, 1)
+        return Difference(estimate, float(low), float(high), two_sided_p(samples), how, se_examples, None, n, 1, 0.0)
     if paired_seeds:
         per_seed = full_a - full_b
         seed_var, df = per_seed.var(ddof=1) / len(a), len(a) - 1
@@ -152,7 +153,7 @@ def paired_bootstrap(
     df = df * (se**2 / seed_var) ** 2 if seed_var > 0 else math.inf
     half = sps.t.ppf(0.5 + level / 2, df) * se
     p = float(2 * sps.t.sf(abs(estimate) / se, df)) if se > 0 else (1.0 if estimate == 0 else 0.0)
-    return Difference(estimate, estimate - half, estimate + half, p, how, se_examples, sd_seeds, n, min(len(a), len(b)))
+    return Difference(estimate, estimate - half, estimate + half, p, how, se_examples, sd_seeds, n, min(len(a), len(b)), float(seed_var))
 
 
 def holm(p_values: Sequence[float]) -> List[float]:
@@ -169,16 +170,24 @@ def holm(p_values: Sequence[float]) -> List[float]:
 
 
 def needed(difference: Difference) -> dict:
-    """Roughly how many test examples, or seeds, would detect ``difference.estimate`` with 80 %
-    power in a two-sided test at 0.05: the spread scales as 1/sqrt(size), so the size grows by
-    ((z_{0.975} + z_{0.80}) * spread / difference)^2 (normal approximation)."""
+    """Roughly how many test examples (seeds as they are), or seeds (this test set), would detect
+    ``difference.estimate`` with 80 % power in a two-sided test at 0.05 (normal approximation).
+
+    The estimate's variance is the seeds' share, which falls as 1/seeds, plus the test sample's,
+    which falls as 1/examples; detection needs it below (difference / (z_0.975 + z_0.80))^2. Where
+    the other share alone is already above that, more of this one cannot do it: None.
+    """
     from scipy import stats
 
     z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(POWER)
     delta = abs(difference.estimate)
     if delta == 0 or not math.isfinite(delta):
         return {"examples": None, "seeds": None}
-    factor = (z * difference.se_examples / delta) ** 2
-    examples = math.ceil(difference.examples * factor) if difference.se_examples > 0 else None
-    seeds = math.ceil(max(2.0, (z * difference.sd_seeds / delta) ** 2)) if difference.sd_seeds else None
+    target = (delta / z) ** 2
+    test_var = difference.se_examples**2
+    examples = seeds = None
+    if test_var > 0 and target > difference.seed_var:
+        examples = math.ceil(difference.examples * test_var / (target - difference.seed_var))
+    if difference.seed_var > 0 and target > test_var:
+        seeds = math.ceil(max(2.0, difference.seed_var * difference.seeds / (target - test_var)))
     return {"examples": examples, "seeds": seeds}

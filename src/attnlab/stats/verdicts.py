@@ -73,11 +73,15 @@ def to_detect(diff: Difference) -> str:
     parts = []
     if sizes["examples"] is not None:
         parts.append(f"≈ {sizes['examples']:,} test examples ({sizes['examples'] / diff.examples:.1f}× these)")
+    elif diff.seed_var > 0:
+        parts.append("not more test examples alone (the seeds' spread is too wide)")
     if sizes["seeds"] is not None:
         parts.append(f"≈ {sizes['seeds']} seeds")
     elif diff.seeds < 2:
         parts.append("seeds: run ≥ 2 to estimate")
-    return " or ".join(parts) if parts else "–"
+    else:
+        parts.append("not more seeds alone (this test set is too small)")
+    return " or ".join(parts)
 
 
 def p_text(p: Optional[float]) -> str:
