@@ -208,3 +208,23 @@ def test_eval_py_reproduces_a_classification_test(tmp_path, text_data):
     bound = out["extras"]["intervals"]["test/acc"]
     assert bound["low"] <= out["metrics"]["test/acc"] <= bound["high"] and bound["method"] == "bootstrap over 24 examples"
     assert "95 % interval [" in proc.stdout  # printed beside each metric it has one for
+
+
+def test_the_tfidf_svm_baseline_is_a_run_the_encoder_can_be_tested_against(tmp_path, text_data, capsys):
+    from omegaconf import OmegaConf
+
+    from attnlab.cli import baseline, compare
+
+    cfg = text_config(tmp_path, text_data)
+    result = train(cfg)
+    (tmp_path / "out" / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / "out" / ".hydra" / "config.yaml")  # as Hydra writes a job's
+    assert baseline.main([str(tmp_path / "out"), "--out", str(tmp_path / "svm")]) == 0
+    svm = json.loads((tmp_path / "svm" / "metrics.json").read_text())
+    # the same test examples, in the same order, under the same labels: a paired test is possible
+    assert svm["extras"]["examples"]["test"]["fingerprint"] == result.extras["examples"]["test"]["fingerprint"]
+    assert 0.0 <= svm["metrics"]["test/acc"] <= 1.0
+    capsys.readouterr()
+    assert compare.main([str(tmp_path / "svm"), str(tmp_path / "out"), "--resamples", "200"]) == 0
+    table = capsys.readouterr().out
+    assert "| test/acc |" in table and "| test/macro_f1 |" in table and "paired bootstrap, 200 resamples of 24 examples" in table
