@@ -205,7 +205,7 @@ def significance_section(rows: Sequence[Dict[str, Any]], columns: Sequence[Seque
     """Each configuration against the baseline on every test column: difference, interval, p, Holm, verdict."""
     from attnlab.stats.verdicts import HOW_TO_READ, against_baseline, p_text, to_detect
 
-    metrics = [tuple(c) for c in columns if c[1].startswith("test/")]
+    metrics = [tuple(c) for c in columns if c[1].startswith("test/") and any(r[c[1]][0] is not None for r in rows)]  # bits/byte of a character LM: none
     if len(rows) < 2 or not metrics:
         return []
     base = find_config(rows, compare_to) if compare_to else default_baseline(rows, columns)
