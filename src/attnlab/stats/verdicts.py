@@ -71,6 +71,8 @@ def to_detect(diff: Difference) -> str:
         return "no difference observed"
     sizes = needed(diff)
     parts = []
+    if sizes["examples"] is not None and sizes["examples"] <= diff.examples:
+        return "borderline: about as many examples and seeds as now (the correction for the comparisons decides)"
     if sizes["examples"] is not None:
         parts.append(f"≈ {sizes['examples']:,} test examples ({sizes['examples'] / diff.examples:.1f}× these)")
     elif diff.seed_var > 0:
