@@ -50,6 +50,7 @@ TINY = [
     "task.max_len_b=4",
     "task.max_len_a=1.0",
     "data.max_tokens=null",  # sentence batches: the tests count steps by data.batch_size
+    "interval_resamples=200",  # the run's own intervals: every tiny run pays for them
     FP32,
 ]
 TINY_ARCH = {

@@ -225,6 +225,7 @@ def cases(ws) -> List[Case]:
     return [
         # -- train.py: values checked before anything is built ---------------------------------
         train_case("batch_size_0", ["data.batch_size=0"], "attnlab: invalid configuration: data.batch_size=0 must be a positive integer", process=True),
+        train_case("interval_resamples_5", ["interval_resamples=5"], "interval_resamples=5 must be 0 (no intervals) or an integer in [100, 100000]"),
         train_case("max_tokens_0", ["data.max_tokens=0"], "data.max_tokens=0 must be a positive integer or null"),
         train_case("train_size_0", ["data.corpus.train_size=0"], "data.corpus.train_size=0 must be a positive integer"),
         train_case("lr_negative", ["task.optimizer.lr=-0.1"], "task.optimizer.lr=-0.1 must be a number > 0"),

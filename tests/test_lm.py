@@ -150,7 +150,7 @@ def lm_config(tmp_path, files, overrides=()):
         "task=lm", "data=text_stream", *(f"data.corpus.{s}={p}" for s, p in files.items()), "logger=none",
         "data.block_size=16", "data.batch_size=8", "trainer.max_epochs=1", "task.sample_tokens=20", "task.scheduler.warmup_steps=5",
         "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false", "~callbacks.progress_bar", *tiny_arch,
-        "callbacks.eval_artifacts.num_heatmaps=0",
+        "callbacks.eval_artifacts.num_heatmaps=0", "interval_resamples=200",
     ]
     return compose_config(tmp_path, base + list(overrides), tmp_path / "data", tiny=False)
 

@@ -47,7 +47,7 @@ def text_config(tmp_path, text_data, overrides=(), task="classification"):
     base = [
         f"task={task}", "data=text_files", "data.tokenizer=word", "logger=none",
         *(f"data.corpus.{split}={path}" for split, path in text_data.items()),
-        "data.batch_size=16", "data.max_tokens=null", "data.eval_batch_size=32", "trainer.max_epochs=1",
+        "data.batch_size=16", "data.max_tokens=null", "data.eval_batch_size=32", "trainer.max_epochs=1", "interval_resamples=200",
         "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false", "~callbacks.progress_bar",
         *TINY_ARCH.get(arch, []),
     ]

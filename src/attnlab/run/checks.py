@@ -58,6 +58,7 @@ def optional(rule: Rule) -> Rule:
 TRAIN_RULES: Dict[str, Rule] = {
     "seed": SEED,
     "keep_freed_memory": BOOLEAN,
+    "interval_resamples": (lambda v: _integer(v) and (v == 0 or 100 <= v <= 100_000), "0 (no intervals) or an integer in [100, 100000]"),
     "data.seed": SEED,
     "data.batch_size": POSITIVE_INT,
     "data.eval_batch_size": POSITIVE_INT,

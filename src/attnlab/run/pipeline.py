@@ -185,7 +185,8 @@ def train(cfg: DictConfig) -> RunResult:
         if trainer.is_global_zero:
             from attnlab.stats.compare import run_intervals
 
-            result.extras["intervals"] = run_intervals(output_dir, result)  # the test metrics' 95 % bootstrap intervals
+            resamples = int(cfg.get("interval_resamples", 1000))
+            result.extras["intervals"] = run_intervals(output_dir, result, resamples=resamples) if resamples else {}  # the test metrics' 95 % bootstrap intervals
             result.write(output_dir)
             bounds = {f"{key}_ci_{end}": bound[end] for key, bound in result.extras["intervals"].items() for end in ("low", "high")}
             for logger in trainer.loggers:
