@@ -36,7 +36,7 @@ PY = sys.executable
 TRAIN, EVAL = [PY, str(ROOT / "train.py")], [PY, str(ROOT / "eval.py")]
 # the console tools, run in-process: "module:" then the arguments
 TRANSLATE, AVERAGE, REPORT = ["attnlab.cli.translate:"], ["attnlab.cli.average:"], ["attnlab.cli.report:"]
-COMPARE = ["attnlab.cli.compare:"]
+COMPARE, SVM = ["attnlab.cli.compare:"], ["attnlab.cli.baseline:"]
 FILL_MASK, GENERATE, DASHBOARD = ["attnlab.cli.fill_mask:"], ["attnlab.cli.generate:"], ["attnlab.cli.dashboard:"]
 BIBLE = ["attnlab.data.bible:"]
 WANDB_GROUP = ["--entity", "e", "--project", "p", "--group", "g"]
@@ -395,6 +395,11 @@ def cases(ws) -> List[Case]:
         Case("compare:unknown_metric", [*COMPARE, str(root / "run_a"), str(root / "okay_sweep" / "1"), "--metric", "test/acc"], "--metric test/acc: not a metric both sides' test examples recompute (they have: test/bleu, test/chrf, test/exact_match, test/loss, test/ppl)", 2),
         Case("compare:seed_0", [*COMPARE, str(root / "run_a"), str(root / "okay_sweep" / "1"), "--seed", "0"], "argument --seed: must be an integer in [1, 2147483647]", 2),
         Case("compare:both_sweeps_of_many", [*COMPARE, str(root / "okay_sweep"), str(root / "okay_sweep")], "both sides hold several configurations (2 and 2)", 2),
+        # -- attnlab-baseline ------------------------------------------------------------------------
+        Case("baseline:not_a_job", [*SVM, str(root / "empty_sweep"), "--out", str(root / "svm")], f"{root / 'empty_sweep'}: no .hydra/config.yaml (not a job directory)", 2),
+        Case("baseline:no_data_config", [*SVM, str(root / "okay_sweep" / "0"), "--out", str(root / "svm")], "has no data config: not a job's composed config", 2),
+        Case("baseline:train_size_0", [*SVM, str(root / "okay_sweep" / "0"), "--out", str(root / "svm"), "--train-size", "0"], "argument --train-size: must be an integer in [1, 1000000000]", 2),
+        Case("baseline:out_is_file", [*SVM, str(root / "okay_sweep" / "0"), "--out", str(root / "bad.tsv")], f"argument --out: {root / 'bad.tsv'} is a file, not a directory", 2),
         Case("report:out_missing_parent", [*REPORT, str(root / "sweep"), "--out", str(root / "no" / "where")], f"the directory {root / 'no'} does not exist", 2),
         # -- attnlab-dashboard -------------------------------------------------------------------------
         Case("dashboard:dry_run_extension", [*DASHBOARD, *WANDB_GROUP, "--dry-run", str(root / "spec.txt")], "argument --dry-run: " + str(root / "spec.txt") + ": the file name must end in .json", 2),

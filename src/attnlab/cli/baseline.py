@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from attnlab import arguments as args_
 from attnlab import components
+from attnlab.errors import AttnlabError
 from attnlab.data.loading import load_data
 
 NAME = "tf-idf (word 1-2-grams) + linear SVM"
@@ -22,6 +23,8 @@ def sweep_data_spec(job_dir: Path) -> dict:
     import attnlab.run.resolvers  # noqa: F401  (the config's own resolvers)
 
     cfg = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
+    if cfg.get("data") is None:
+        raise ValueError(f"{job_dir / '.hydra' / 'config.yaml'} has no data config: not a job's composed config")
     return components.spec_from_config(OmegaConf.to_container(cfg.data, resolve=True), "data")
 
 
@@ -84,7 +87,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not (args.job_dir / ".hydra" / "config.yaml").is_file():
         parser.error(f"{args.job_dir}: no .hydra/config.yaml (not a job directory)")
-    path = write_run(args.job_dir, args.out, args.train_size)
+    try:
+        path = write_run(args.job_dir, args.out, args.train_size)
+    except (AttnlabError, ValueError) as exc:
+        print(f"attnlab-baseline: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {path} and {args.out / examples_file()}")
     return 0
 
