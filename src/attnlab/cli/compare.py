@@ -29,12 +29,12 @@ def side(path: Path) -> Dict[str, List[Run]]:
         raise ValueError(f"{path}: no such directory")
     if (path / "metrics.json").is_file():
         return {path.name: [read_run(path)]}
-    from attnlab.cli.report import aggregate, load_jobs
+    from attnlab.cli.report import aggregate, load_jobs, runs_of
 
     rows = aggregate(load_jobs(path))
     if not rows:
         raise ValueError(f"{path}: neither a run directory (no metrics.json) nor a sweep with a finished run")
-    return {row["config"]: [Run(Path(job.dir), job.result) for job in row["jobs"]] for row in rows}
+    return {row["config"]: runs_of(row) for row in rows}
 
 
 def metrics_of(a: Sequence[Run], b: Sequence[Run], split: str, wanted: Optional[Sequence[str]]) -> List[tuple]:

@@ -144,9 +144,13 @@ def aggregate(jobs: Sequence[Job]) -> List[Dict[str, Any]]:
 
 
 def runs_of(row: Dict[str, Any]) -> List[Any]:
+    """The row's jobs as runs, made once: each run reads and checks its examples file once, however
+    many intervals and tests use it."""
     from attnlab.stats.compare import Run
 
-    return [Run(Path(job.dir), job.result) for job in row["jobs"]]
+    if "runs" not in row:
+        row["runs"] = [Run(Path(job.dir), job.result) for job in row["jobs"]]
+    return row["runs"]
 
 
 def add_intervals(rows: Sequence[Dict[str, Any]], columns: Sequence[Sequence[Any]], resamples: int, seed: int) -> None:
