@@ -60,10 +60,11 @@ TINY_ARCH = {
 
 
 def compose_config(tmp_path: Path, overrides: Iterable[str] = (), data_dir: Path | None = None, tiny: bool = True, config_name: str = "train") -> DictConfig:
-    """The config ``python train.py <overrides>`` would run, writing under ``tmp_path``."""
+    """The config ``python train.py <overrides>`` (``config_name="eval"``: ``eval.py``) would run,
+    writing under ``tmp_path``."""
     overrides = list(overrides)
     arch = next((o.split("=", 1)[1] for o in overrides if o.startswith("arch=")), "transformer")
-    base = TINY + TINY_ARCH.get(arch, []) if tiny else [FP32]
+    base = [] if config_name == "eval" else TINY + TINY_ARCH.get(arch, []) if tiny else [FP32]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name, overrides=base + overrides, return_hydra_config=True)

@@ -25,6 +25,7 @@ class MultiHeadAttention(Attention):
     """
 
     name = "attention=multihead"
+    headed = True
 
     def __init__(
         self,
@@ -61,14 +62,12 @@ class MultiHeadAttention(Attention):
         return Memory(keys=keys, values=self._split(self.v_proj(value), self.num_kv_heads))  # (B, Hkv, S, dh)
 
     def attend(self, query, memory, key_padding_mask=None, attn_mask=None, need_weights=False, q_offset=0, causal=False):
-        B, T, _ = query.shape
         q = self._rotate(self._split(self.q_proj(query), self.num_heads), q_offset)  # (B, H, T, dh)
         mask, is_causal = self._scores_mask(query, memory.keys.size(2), key_padding_mask, attn_mask, q_offset, causal)
         out, weights = scaled_dot_attention(
             q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads, is_causal
         )
-        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, T, d)
-        return self.out_proj(out), weights
+        return self._merge_heads(out), weights
 
 
 class DotProductAttention(Attention):

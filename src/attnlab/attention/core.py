@@ -170,6 +170,11 @@ class Attention(nn.Module):
     scores_by_dot_product: bool = True  # what a rotation of queries and keys (rotary) acts on
     has_score_matrix: bool = True  # False: a score bias (ALiBi, T5) has nothing to add to
     takes_layer_index: bool = False  # True: the architectures pass ``layer_index`` (0-based)
+    # True: ``num_heads`` heads whose outputs are concatenated before one output projection, each
+    # of which a gate can switch off (Michel et al. 2019's ξ_h; task.head_mask, attnlab-heads)
+    headed: bool = False
+    head_gate: Optional[Tensor] = None  # (H,): each head's output times its gate; None: no gate, no cost
+    weights_sink: Optional[Any] = None  # called with (weights (B, H, T, S), key_padding_mask) on every forward
 
     def __init__(self, d_model: int, dropout: float = 0.0, position_hook: Optional[PositionHook] = None):
         super().__init__()
@@ -228,7 +233,12 @@ class Attention(nn.Module):
         causal: bool = False,
     ) -> Tuple[Tensor, Optional[Tensor]]:
         memory = self.project_memory(key, value)
-        return self.attend(query, memory, key_padding_mask, attn_mask, need_weights, causal=causal)
+        if self.weights_sink is None:
+            return self.attend(query, memory, key_padding_mask, attn_mask, need_weights, causal=causal)
+        # attnlab-heads reads every layer's weights from one ordinary forward pass of the task
+        out, weights = self.attend(query, memory, key_padding_mask, attn_mask, True, causal=causal)
+        self.weights_sink(weights, key_padding_mask)
+        return out, (weights if need_weights else None)
 
     def step(self, x: Tensor, cache: Any, offset: int, need_weights: bool = False) -> Tuple[Tensor, Any, Optional[Tensor]]:
         """Causal self-attention of new positions ``x`` (B, t, d), at ``offset`` … ``offset + t - 1``,
@@ -238,7 +248,22 @@ class Attention(nn.Module):
         out, weights = self.attend(x, memory, need_weights=need_weights, q_offset=offset, causal=x.size(1) > 1)
         return out, memory, weights
 
+    def set_head_gate(self, gate: Optional[Tensor]) -> None:
+        """Gate each head's output by ``gate`` (H,) — 1 keeps a head, 0 removes it — or remove the
+        gates (None). A gate that requires grad gives each head's ∂L/∂ξ_h (Michel et al. 2019)."""
+        if gate is not None and (not self.headed or gate.shape != (self.num_heads,)):
+            raise ValueError(f"{self.name} takes a head gate of shape ({self.num_heads},), got {tuple(gate.shape)}" if self.headed else f"{self.name} has no heads to gate")
+        self.head_gate = gate
+
     # -- helpers shared by the subclasses -------------------------------------------------
+    def _merge_heads(self, out: Tensor) -> Tensor:
+        """(B, H, T, w) per-head outputs -> (B, T, H·w) through the output projection, each head
+        times its gate when one is set."""
+        if self.head_gate is not None:
+            out = out * self.head_gate.to(out.device, out.dtype)[:, None, None]
+        B, H, T, w = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, H * w))
+
     def _bias(self, query: Tensor, memory_len: int, q_offset: int) -> Optional[Tensor]:
         if self.position_hook is None:
             return None

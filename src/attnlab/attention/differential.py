@@ -29,6 +29,7 @@ def lambda_init_for(layer_index: int) -> float:
 
 class DifferentialAttention(Attention):
     name = "attention=differential"
+    headed = True
     takes_layer_index = True
 
     def __init__(
@@ -88,4 +89,4 @@ class DifferentialAttention(Attention):
         if weights is not None:
             weights = weights.view(B, H, 2, T, S)
             weights = weights[:, :, 0] - lam * weights[:, :, 1]  # (B, H, T, S), may be negative
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights
+        return self._merge_heads(out), weights

@@ -31,6 +31,7 @@ from attnlab.attention.core import Attention, PositionHook, scaled_dot_attention
 
 class LatentAttention(Attention):
     name = "attention=mla"
+    headed = True
 
     def __init__(
         self,
@@ -102,4 +103,4 @@ class LatentAttention(Attention):
         out, weights = scaled_dot_attention(q, keys, values, mask, self.scale, self._dropout_p, need_weights, grouped=absorb, is_causal=is_causal)
         if absorb:
             out = torch.einsum("bhtc,hdc->bhtd", out, self._per_head(self.v_up))  # W_UV Σ a c: (B, H, T, dh)
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights
+        return self._merge_heads(out), weights

@@ -164,7 +164,7 @@ class LinearAttention(MultiHeadAttention):
         # the sums run over every key: in float32 whatever the autocast, as a bf16 normaliser loses them
         with torch.autocast(query.device.type, enabled=False):
             out, weights = self._attend(q, memory, key_padding_mask, attn_mask, need_weights, q_offset, causal)
-        return self._merge(out.to(q.dtype)), weights
+        return self._merge_heads(out.to(q.dtype)), weights
 
     def _attend(self, q, memory, key_padding_mask, attn_mask, need_weights, q_offset, causal) -> Tuple[Tensor, Optional[Tensor]]:
         B, _, T, _ = q.shape
@@ -206,10 +206,6 @@ class LinearAttention(MultiHeadAttention):
             out = numerator / (normaliser + 1e-6)
         return out, weights
 
-    def _merge(self, out: Tensor) -> Tensor:  # (B, H, T, dh) -> (B, T, d), projected
-        B, _, T, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model))
-
     def step(self, x: Tensor, cache: Optional[RecurrentState], offset: int, need_weights: bool = False):
         """New positions against the running sums: the RNN form. No weights (no keys are kept)."""
         if cache is not None and cache.seen != offset:
@@ -219,4 +215,4 @@ class LinearAttention(MultiHeadAttention):
         with torch.autocast(x.device.type, enabled=False):  # the running sums in float32, as in attend
             qn, kn, qd, kd = self._qkv_features(q, keys, offset, offset)
             out, kv, ks = self._causal(qn, kn, qd, kd, self._values(values), cache)
-        return self._merge(out.to(q.dtype)), RecurrentState(kv, ks, offset + x.size(1)), None
+        return self._merge_heads(out.to(q.dtype)), RecurrentState(kv, ks, offset + x.size(1)), None

@@ -83,7 +83,7 @@ class LocalAttention(MultiHeadAttention):
             out, weights = scaled_dot_attention(
                 q, memory.keys, memory.values, mask, 1.0 / math.sqrt(self.head_dim), self._dropout_p, need_weights, self.num_kv_heads != self.num_heads
             )
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, self.d_model)), weights
+        return self._merge_heads(out), weights
 
     def _blocked(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor], causal: bool) -> Tensor:
         """The band computed block by block: queries in blocks of W, each block against the keys
@@ -141,5 +141,4 @@ class LocalAttention(MultiHeadAttention):
             placed = weights.new_zeros(B, weights.size(1), t, offset + t)
             seen = k_pos >= 0
             weights = placed.index_copy_(3, k_pos[seen], weights[..., seen])
-        out = self.out_proj(out.transpose(1, 2).reshape(B, t, self.d_model))
-        return out, ring.written(new.keys, new.values), weights
+        return self._merge_heads(out), ring.written(new.keys, new.values), weights

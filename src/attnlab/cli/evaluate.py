@@ -13,7 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
+from attnlab.heads.gates import head_mask, masked_heads, set_head_mask
 from attnlab.run.callbacks import EvaluationRecorder
+from attnlab.run.job import job_overrides
 from attnlab.run.memory import keep_freed_memory
 from attnlab.run.results import AXES, RunResult
 from attnlab.run.checks import config_spec
@@ -41,6 +43,8 @@ def evaluate(cfg: DictConfig) -> RunResult:
     if cfg.split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {cfg.split!r}")
     task = load_task(cfg.ckpt_path)
+    gates = head_mask(OmegaConf.select(cfg, "task.head_mask", default=None), task.model, str(cfg.ckpt_path))
+    set_head_mask(task.model, gates)  # the checkpoint's heads, some switched off (attnlab.heads.gates)
     keep_freed_memory()  # as train.py: decoding's big buffers reuse the heap's pages (see attnlab-translate)
     settings = _apply_decoding(task, cfg)
     data_spec = config_spec(cfg.data, "data") if cfg.get("data") else task.hparams.get("data")
@@ -71,12 +75,14 @@ def evaluate(cfg: DictConfig) -> RunResult:
         extras={
             "split": cfg.split,
             **settings,
+            **({"head_mask": masked_heads(gates)} if gates is not None else {}),
             **task.result_extras(),
             **{name: {cfg.split: curve.rows} for name, curve in evaluation.curves.items()},
             "predictions": str(output_dir / f"{cfg.split}_{task.prediction_name}.txt"),
             **({"examples": dict(recorder.examples)} if recorder.examples else {}),
         },
         report_columns=[list(column) for column in task.report_columns],
+        overrides=job_overrides(),  # what the report tells an eval sweep's jobs apart by (task.head_mask=...)
         wall_time_s=time.time() - started,
         checkpoint=str(cfg.ckpt_path),
         output_dir=str(output_dir),

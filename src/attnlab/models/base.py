@@ -44,6 +44,11 @@ class Seq2Seq(nn.Module):
     max_source_positions: Optional[int] = None
     max_target_positions: Optional[int] = None
 
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        """Each kind of attention (named as in the weights: ``encoder_self``, ``decoder_self``,
+        ``cross``) -> its attention module per layer."""
+        return {}
+
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         raise NotImplementedError
 
@@ -85,6 +90,10 @@ class LanguageModel(nn.Module):
 
     pad_id: int
     max_positions: Optional[int] = None  # a learned positional table's length, if any
+
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        """``self`` -> its attention module per layer (none: empty)."""
+        return {}
 
     def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         raise NotImplementedError

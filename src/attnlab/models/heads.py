@@ -69,6 +69,13 @@ class SequenceClassifier(nn.Module):
             self.pooling = CLSPooling() if pooling == "cls" else MeanPooling()
         self.head = nn.Sequential(Dropout(dropout), nn.Linear(d, num_classes))
 
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        """The encoder's ``self`` layers, and ``pooling`` for attention pooling."""
+        layers = self.encoder.attention_layers()
+        if isinstance(self.pooling, QueryPooling):
+            layers["pooling"] = [self.pooling.attention]
+        return layers
+
     def classify(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Dict[str, List[Tensor]]]:
         """-> logits (B, C) and, when asked, weights: ``self`` per encoder layer (B, H, S, S),
         ``pooling`` (B, H, 1, S) for attention pooling."""
@@ -97,6 +104,9 @@ class MaskedLanguageModel(nn.Module):
         self.transform = nn.Sequential(nn.Linear(d, emb_dim), nn.GELU(), nn.LayerNorm(emb_dim))
         self.decoder = nn.Linear(emb_dim, vocab_size)
         self.decoder.weight = encoder.embed.weight
+
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return self.encoder.attention_layers()
 
     def forward(self, tokens: Tensor, positions: Optional[Tensor] = None) -> Tensor:
         """(B, S) -> logits (B, S, V); with ``positions`` (B, S) bool, only those: (N, V)."""

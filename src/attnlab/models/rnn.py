@@ -14,7 +14,7 @@ recurrent layer over the whole target at once and attends for all steps in one b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -116,6 +116,9 @@ class RNNTextEncoder(nn.Module):
     @property
     def pos(self):
         return self.encoder.pos
+
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {}
 
     def forward(self, tokens: Tensor, need_weights: bool = False, token_types: Optional[Tensor] = None):
         mask = padding_mask(tokens, self.pad_id)
@@ -338,6 +341,9 @@ class RNNSeq2Seq(Seq2Seq):
     def _logits(self, hidden: Tensor) -> Tensor:
         return self.generator(self.pre_generator(self.output_dropout(hidden)))
 
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {"cross": [self.decoder.attention]}
+
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         mask = padding_mask(src, self.pad_id)
         memory, final = self.encoder(src, mask)
@@ -421,6 +427,9 @@ class RNNLM(LanguageModel):
             out = torch.tanh(self.combine(torch.cat([context, out], dim=-1)))
         logits = self.generator(self.pre_generator(self.dropout(out)))
         return logits, RNNLMState(hidden, memory, state.offset + tokens.size(1)), weights
+
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {"self": [self.attention]} if self.attention is not None else {}
 
     def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         logits, _, weights = self._run(tokens, self.start(tokens.size(0)), need_weights)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -200,6 +200,9 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.final_norm = nn.LayerNorm(d_model, eps=norm_eps) if pre_norm else nn.Identity()
 
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {"self": [layer.self_attn for layer in self.layers]}
+
     def forward(self, src: Tensor, need_weights: bool = False, token_types: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, List[Tensor]]:
         """-> outputs (B, S, d), padding mask (B, S), per-layer weights (B, H, S, S).
         ``token_types`` (B, S): segment ids (all 0 when not given)."""
@@ -320,6 +323,13 @@ class TransformerSeq2Seq(Seq2Seq):
             activation, norm_eps, embed_scale, embedding_norm, type_vocab_size,
         )
 
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {
+            "encoder_self": self.encoder.attention_layers()["self"],
+            "decoder_self": [layer.self_attn for layer in self.layers],
+            "cross": [layer.cross_attn for layer in self.layers],
+        }
+
     def encode(self, src: Tensor, need_weights: bool = False) -> Encoded:
         memory, mask, weights = self.encoder(src, need_weights)
         return Encoded(memory=memory, padding_mask=mask, weights={"encoder_self": weights} if need_weights else {})
@@ -420,6 +430,9 @@ class TransformerLM(LanguageModel):
         self.generator = nn.Linear(d_model, vocab_size)
         if tie_embeddings:
             self.generator.weight = self.embed.weight
+
+    def attention_layers(self) -> Dict[str, List[Attention]]:
+        return {"self": [layer.self_attn for layer in self.layers]}
 
     def forward(self, tokens: Tensor, need_weights: bool = False) -> Tuple[Tensor, Weights]:
         """(B, T) -> logits (B, T, V), each position seeing only itself and what came before."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from attnlab import components
 from attnlab.arguments import SEED_MAX
@@ -47,6 +47,18 @@ def up_to(limit: int) -> Rule:
 
 
 WIDTH, DEPTH = up_to(65536), up_to(1024)
+
+
+HEAD_MASK_FORM = "null, a list of heads to switch off ([cross.0.3, encoder_self.1]) or a mapping of kind to per-layer rows of gates ({cross: [[1, 0, 1, 1], ...]})"
+
+
+def head_mask_form(value: Any) -> bool:
+    """task.head_mask's form; its kinds and shape are checked against the model (attnlab.heads.gates)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    if value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return True
+    return isinstance(value, dict) and all(isinstance(k, str) for k in value)
 
 
 def optional(rule: Rule) -> Rule:
@@ -122,6 +134,7 @@ TRAIN_RULES: Dict[str, Rule] = {
     "task.top_k": optional(POSITIVE_INT),
     "task.top_p": optional((lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]")),
     "task.mask_token_prob": FRACTION,
+    "task.head_mask": (head_mask_form, HEAD_MASK_FORM),
     "task.random_token_prob": FRACTION,
     "trainer.max_epochs": optional(STEPS),
     "trainer.min_epochs": optional(NON_NEGATIVE_INT),
@@ -138,6 +151,7 @@ TRAIN_RULES: Dict[str, Rule] = {
 }
 EVAL_RULES: Dict[str, Rule] = {
     "seed": SEED,
+    "task.head_mask": (head_mask_form, HEAD_MASK_FORM),
     "decoding.beam_size": optional(up_to(256)),
     "decoding.alpha": optional(NON_NEGATIVE),
 }

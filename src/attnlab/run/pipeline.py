@@ -15,11 +15,12 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from attnlab import components
 from attnlab.data.loading import load_data
 from attnlab.errors import ConfigError
+from attnlab.heads.gates import head_mask, masked_heads, set_head_mask
 from attnlab.run.callbacks import EvaluationRecorder, TokenThroughput
 from attnlab.run.checks import check_config, check_model_config, config_spec
 from attnlab.run import precision
@@ -78,9 +79,12 @@ def build_task(cfg: DictConfig, datamodule: Any, data_spec: Dict[str, Any]) -> T
     task_class = task_class_of(cfg)
     specs = {key: config_spec(cfg[key], key) for key in ("arch", "attention", "pos_enc")}
     check_model_config(cfg, getattr(datamodule, "longest_sequence", None), cfg.choices.data)
+    task_cfg = cfg.task.copy()
+    with open_dict(task_cfg):
+        task_cfg.pop("head_mask", None)  # an evaluation setting (the test's gates), not the model's
     try:
         return instantiate(
-            cfg.task,
+            task_cfg,
             _convert_="all",  # plain lists in the optimizer's arguments: checkpoints hold no config objects
             **specs,
             **task_class.data_inputs(datamodule),
@@ -135,6 +139,8 @@ def train(cfg: DictConfig) -> RunResult:
         check_config(cfg)  # (train.py ran it already; a caller of train() may not have)
         datamodule, task = data_and_task(cfg)
         check_resume_checkpoint(ckpt_path, output_dir, task)
+        mask = OmegaConf.select(cfg, "task.head_mask", default=None)
+        gates = head_mask(mask, task.model, "this run's model") if mask is not None else None  # refused before training, not after
         num_params = sum(p.numel() for p in task.parameters())
 
         precision_choice = resolve_precision(cfg)
@@ -158,6 +164,7 @@ def train(cfg: DictConfig) -> RunResult:
                 trainer.validate(task, datamodule=datamodule, verbose=False)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.get("test", True):
+            set_head_mask(task.model, gates)  # the test's heads; training and validation ran with all of them
             trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
 
         throughput = next((c for c in callbacks if isinstance(c, TokenThroughput)), None)
@@ -165,6 +172,8 @@ def train(cfg: DictConfig) -> RunResult:
         result.params = num_params
         result.metrics = {k: v for evaluation in recorder.latest.values() for k, v in evaluation.metrics.items()}
         result.extras = task.result_extras()
+        if gates is not None:
+            result.extras["head_mask"] = masked_heads(gates)
         for split, evaluation in recorder.latest.items():
             for name, curve in evaluation.curves.items():
                 result.extras.setdefault(name, {})[split] = curve.rows  # e.g. bleu_by_length: {val: ..., test: ...}
