@@ -145,6 +145,57 @@ def heatmap_grid_figure(panels: Sequence[Mapping], columns: int = 4, title: Opti
     return fig
 
 
+def head_grid_figure(grids: Mapping[str, Mapping[str, Optional[np.ndarray]]], title: str) -> Figure:
+    """Per kind of attention (a row), a panel per measure (importance, entropy, ...): layers × heads
+    grids with each value written in. ``grids``: kind -> measure -> (layers, heads) or None."""
+    kinds = list(grids)
+    measures = list(next(iter(grids.values()))) if grids else []
+    widest = max((g.shape[1] for m in grids.values() for g in m.values() if g is not None), default=1)
+    fig, axes = plt.subplots(len(kinds), len(measures), figsize=(1.2 + 0.55 * widest * len(measures), 0.8 + 1.9 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        for col, measure in enumerate(measures):
+            ax, grid = axes[row, col], grids[kind][measure]
+            if grid is None:
+                ax.axis("off")
+                ax.text(0.5, 0.5, f"{kind}: no {measure}", ha="center", va="center", fontsize=8)
+                continue
+            image = ax.imshow(grid, cmap="viridis", aspect="auto", interpolation="nearest")
+            ax.set_xticks(range(grid.shape[1]))
+            ax.set_yticks(range(grid.shape[0]))
+            ax.set_xlabel("head", fontsize=7)
+            ax.set_ylabel("layer", fontsize=7)
+            ax.tick_params(labelsize=6)
+            ax.set_title(f"{kind}: {measure}", fontsize=8)
+            if grid.size <= 150:
+                middle = (np.nanmax(grid) + np.nanmin(grid)) / 2
+                for (r, c), value in np.ndenumerate(grid):
+                    ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=5, color="black" if value > middle else "white")
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pruning_figure(fractions: Sequence[float], lines: Mapping[str, Sequence[float]], band: Optional[Mapping[str, Sequence[float]]], reference: float, tolerance: float, higher_is_better: bool, y_label: str, title: str) -> Figure:
+    """The metric against the fraction of heads switched off: one line per order, random orders as
+    their mean with a min–max band, and the tolerance around the unpruned value dotted."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [100 * f for f in fractions]
+    if band is not None:
+        ax.fill_between(xs, band["low"], band["high"], color="0.8", label="random orders (min–max)")
+        ax.plot(xs, band["mean"], color="0.45", linestyle="--", marker=".", label="random orders (mean)")
+    for name, values in lines.items():
+        ax.plot(xs, values, marker="o", label=name)
+    ax.axhline(reference - tolerance if higher_is_better else reference + tolerance, color="black", linestyle=":", linewidth=1, label=f"unpruned {'−' if higher_is_better else '+'} {tolerance:g}")
+    ax.set_xlabel("heads switched off (%)")
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
