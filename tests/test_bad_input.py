@@ -39,6 +39,7 @@ TRANSLATE, AVERAGE, REPORT = ["attnlab.cli.translate:"], ["attnlab.cli.average:"
 COMPARE, SVM = ["attnlab.cli.compare:"], ["attnlab.cli.baseline:"]
 FILL_MASK, GENERATE, DASHBOARD = ["attnlab.cli.fill_mask:"], ["attnlab.cli.generate:"], ["attnlab.cli.dashboard:"]
 BIBLE = ["attnlab.data.bible:"]
+HEADS, VIEW = ["attnlab.cli.heads:"], ["attnlab.cli.view:"]
 WANDB_GROUP = ["--entity", "e", "--project", "p", "--group", "g"]
 
 
@@ -86,8 +87,10 @@ def ws(tmp_path_factory):
     cfg = compose_config(root / "trained", ["pos_enc=learned", "pos_enc.max_len=32", "trainer.max_epochs=8", "task.scheduler.warmup_steps=5", "task.optimizer.lr=3e-3"], data_dir)
     good = Path(train(cfg).checkpoint)
     payload = torch.load(good, weights_only=True)
+    # a model without heads: the RNN with Bahdanau's additive attention (one epoch of the tiny corpus)
+    rnn = Path(train(compose_config(root / "rnn", ["arch=rnn", "attention=additive"], data_dir)).checkpoint)
 
-    files = {"good": good, "data": data_dir, "root": root, "marker": root / "PWNED"}
+    files = {"good": good, "rnn": rnn, "data": data_dir, "root": root, "marker": root / "PWNED"}
     for key in ("arch", "data"):  # the chain where the model is rebuilt, and where eval.py rebuilds the data
         evil = {**payload, "hyper_parameters": {**payload["hyper_parameters"], key: code_running_chain(files["marker"])}}
         torch.save(evil, root / f"evil_{key}.ckpt")
@@ -169,7 +172,7 @@ def runs_for_tests(root: Path, trained: Path) -> None:
 
 
 def cases(ws) -> List[Case]:
-    root, good, data = ws["root"], ws["good"], ws["data"]
+    root, good, data, rnn = ws["root"], ws["good"], ws["data"], ws["rnn"]
     logs = f"paths.log_dir={root / 'logs'}"
     quick = [*TINY, *TINY_ARCH["transformer"], logs, f"paths.data_dir={data}"]
     bad_tsv = root / "bad.tsv"
@@ -317,6 +320,29 @@ def cases(ws) -> List[Case]:
         Case("eval:bad_strategy", [*EVAL, f"ckpt_path={good}", "decoding.strategy=sample", logs], "decoding.strategy must be one of greedy, beam; got 'sample'", 1),
         Case("eval:no_ckpt_path", [*EVAL, logs], "missing required value(s): ckpt_path", 1),
         # -- attnlab-translate ------------------------------------------------------------------------
+        # -- task.head_mask: heads switched off at evaluation (attnlab.heads.gates) ----------------------
+        Case("eval:head_mask_wrong_shape", [*EVAL, f"ckpt_path={good}", "task.head_mask={cross:[[1,0]]}", logs], "task.head_mask.cross must be 1 rows (layers) of 4 gates (heads), as cross attention has; got [[1, 0]]", 1),
+        Case("eval:head_mask_every_head", [*EVAL, f"ckpt_path={good}", "task.head_mask=[encoder_self,decoder_self,cross]", logs], "switches off every head of", 1),
+        Case("eval:head_mask_no_such_head", [*EVAL, f"ckpt_path={good}", "task.head_mask=[cross.0.9]", logs], "task.head_mask[0]='cross.0.9': cross has heads 0–3", 1),
+        Case("eval:head_mask_unknown_kind", [*EVAL, f"ckpt_path={good}", "task.head_mask=[self.0]", logs], "has no headed attention 'self'; it has encoder_self 1×4, decoder_self 1×4, cross 1×4 (layers × heads)", 1),
+        Case("eval:head_mask_gate_nan", [*EVAL, f"ckpt_path={good}", "task.head_mask={cross:[[1,nan,1,1]]}", logs], "task.head_mask.cross[0][1]=nan must be a number in [0, 1]", 1),
+        Case("eval:head_mask_a_number", [*EVAL, f"ckpt_path={good}", "task.head_mask=3", logs], "task.head_mask=3 must be null, a list of heads to switch off", 1),
+        Case("eval:head_mask_without_heads", [*EVAL, f"ckpt_path={rnn}", "task.head_mask=[cross.0]", logs], "has no attention heads to gate: its attention (attention=additive) has no heads", 1),
+        train_case("head_mask_wrong_layer", ["task.head_mask=[cross.3]"], "task.head_mask[0]='cross.3': cross has layers 0–0"),
+        # -- attnlab-heads and attnlab-view --------------------------------------------------------------
+        Case("heads:without_heads", [*HEADS, "--ckpt", str(rnn), "--out", str(root / "heads")], "has no attention heads to gate: its attention (attention=additive) has no heads", 2, check=no_directory(root / "heads")),
+        Case("heads:ckpt_missing", [*HEADS, "--ckpt", str(root / "nope.ckpt"), "--out", str(root / "heads")], f"attnlab-heads: no checkpoint at {root / 'nope.ckpt'}", 2),
+        Case("heads:out_is_file", [*HEADS, "--ckpt", str(good), "--out", str(root / "bad.tsv")], f"argument --out: {root / 'bad.tsv'} is a file, not a directory", 2),
+        Case("heads:batches_0", [*HEADS, "--ckpt", str(good), "--batches", "0"], "argument --batches: must be an integer in [1, 10000000]; got '0'", 2),
+        Case("heads:tolerance_nan", [*HEADS, "--ckpt", str(good), "--tolerance", "nan"], "argument --tolerance: must be a number in [0, 1000]; got 'nan'", 2),
+        Case("heads:split_train", [*HEADS, "--ckpt", str(good), "--split", "train"], "argument --split: invalid choice: 'train'", 2),
+        Case("heads:unknown_metric", [*HEADS, "--ckpt", str(good), "--metric", "accuracy", "--out", str(root / "heads_metric")], "--metric accuracy: the translation evaluation reports bleu, chrf, exact_match, loss, ppl", 2),
+        Case("heads:code_running", [*HEADS, "--ckpt", str(root / "evil_arch.ckpt"), "--out", str(root / "heads")], "arch._target_='torch.load' names code", 2),
+        Case("view:ckpt_missing", [*VIEW, "--ckpt", str(root / "nope.ckpt"), "uno", "--out", str(root / "v.html")], f"attnlab-view: no checkpoint at {root / 'nope.ckpt'}", 2, check=no_directory(root / "v.html")),
+        Case("view:out_not_html", [*VIEW, "--ckpt", str(good), "uno", "--out", str(root / "v.png")], "the file name must end in .html or .htm", 2),
+        Case("view:out_is_dir", [*VIEW, "--ckpt", str(good), "uno", "--out", str(root)], f"argument --out: '{root}' is a directory; give a file name", 2),
+        Case("view:empty_text", [*VIEW, "--ckpt", str(good), " ", "--out", str(root / "v.html")], "input 1 is empty; give the text to look at", 2),
+        Case("view:no_text", [*VIEW, "--ckpt", str(good)], "the following arguments are required: TEXT", 2),
         Case("translate:ckpt_missing", [*TRANSLATE, "--ckpt", str(root / "nope.ckpt"), "uno"], "attnlab-translate: no checkpoint at", 2),
         Case("translate:code_running", [*TRANSLATE, "--ckpt", str(root / "evil_arch.ckpt"), "uno"], "arch._target_='torch.load' names code", 2),
         Case("translate:beam_0", [*TRANSLATE, "--ckpt", str(good), "--beam", "0", "uno"], "argument --beam: must be an integer in [1, 256]; got '0'", 2),
@@ -466,7 +492,7 @@ def results(ws):
 
 def case_names():
     # the names without building the workspace: the table with placeholder paths
-    placeholder = {"root": Path("/r"), "good": Path("/r/g"), "data": Path("/r/d"), "marker": Path("/r/m")}
+    placeholder = {"root": Path("/r"), "good": Path("/r/g"), "data": Path("/r/d"), "marker": Path("/r/m"), "rnn": Path("/r/rnn")}
     return [case.name for case in cases(placeholder)]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -49,10 +50,16 @@ class Evaluator:
 
         self.task, self.loader, self.split = task, loader, split
         self.latest = Latest()
-        self.trainer = L.Trainer(
-            accelerator="cpu", devices=1, logger=False, callbacks=[self.latest], enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False, limit_test_batches=batches or 1.0,
-        )
+        quiet = logging.getLogger("lightning.pytorch")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)  # not "GPU available: False" once more: the progress lines are this tool's
+        try:
+            self.trainer = L.Trainer(
+                accelerator="cpu", devices=1, logger=False, callbacks=[self.latest], enable_progress_bar=False,
+                enable_model_summary=False, enable_checkpointing=False, limit_test_batches=batches or 1.0,
+            )
+        finally:
+            quiet.setLevel(level)
         task.test_split = split
         self.calls = 0
 
@@ -78,15 +85,14 @@ def analyse(task: Any, loader: Any, split: str, batches: Optional[int], metric_n
 
     layers = require_heads(task.model, "this checkpoint")
     shapes = {kind: (len(attns), attns[0].num_heads) for kind, attns in layers.items()}
-    started = time.time()
-    stats = measure_heads(task, itertools.islice(loader, batches) if batches else loader)
-    progress(f"importance, entropy and distance over {stats.examples} examples ({stats.batches} batches): {time.time() - started:.0f} s")
-
     evaluator = Evaluator(task, loader, split, batches)
-    unpruned = evaluator.metrics(None)
+    unpruned = evaluator.metrics(None)  # first: a --metric the evaluation lacks is refused before the long work
     name = metric_name or task.monitor.split("/", 1)[1]
     if name not in unpruned:
         raise ConfigError(f"--metric {name}: the {task.name} evaluation reports {', '.join(sorted(unpruned))}")
+    started = time.time()
+    stats = measure_heads(task, itertools.islice(loader, batches) if batches else loader)
+    progress(f"importance, entropy and distance over {stats.examples} examples ({stats.batches} batches): {time.time() - started:.0f} s")
     higher = task.monitor_mode == "max" if name == task.monitor.split("/", 1)[1] else name not in pruning.LOWER_IS_BETTER
     metric = pruning.Metric(name, higher, tolerance if tolerance is not None else pruning.default_tolerance(name, unpruned[name]))
 
@@ -210,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=args_.output_dir, default=Path("heads"), help="the directory for heads.json, heads.png and pruning.png (default: heads/)")
     parser.add_argument("--batches", type=args_.integer(1, 10**7), help="only the split's first N batches (default: all)")
     parser.add_argument("--metric", help="the evaluation's metric to follow (default: the task's monitor: bleu, acc, loss)")
-    parser.add_argument("--tolerance", type=args_.number(0, 1e6), help="what counts as no loss, in the metric's units (default: 1 point: 1 BLEU, 0.01 accuracy; 1 %% of a loss)")
+    parser.add_argument("--tolerance", type=args_.number(0, 1000), help="what counts as no loss, in the metric's units (default: 1 point: 1 BLEU, 0.01 accuracy; 1 %% of a loss)")
     parser.add_argument("--random-orders", type=args_.integer(0, 100), default=3, help="random pruning orders for the band (default: 3)")
     parser.add_argument("--seed", type=args_.seed, default=0, help="the seed of the evaluation and of the masked-LM masking (default: 0)")
     parser.add_argument("--wandb", action="store_true", help="also log everything to a W&B run (offline where no API key is configured)")
