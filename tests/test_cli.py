@@ -9,7 +9,7 @@ from tests.helpers import TINY, TINY_ARCH, leet, run_train_cli
 
 def test_train_cli_logs_an_offline_wandb_run(tmp_path):
     """No WANDB_MODE and no API key anywhere: attnlab itself must choose offline mode."""
-    args = [a for a in TINY if a != "logger=none"] + TINY_ARCH["transformer"] + [f"paths.log_dir={tmp_path / 'logs'}"]
+    args = [a for a in TINY if a != "logger=none"] + TINY_ARCH["transformer"] + [f"paths.log_dir={tmp_path / 'logs'}", "callbacks.eval_artifacts.attention_view=true"]
     proc = run_train_cli(args, cwd=tmp_path, env_extra={"HOME": str(tmp_path)}, unset=["WANDB_MODE", "WANDB_API_KEY", "NETRC"], timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test/bleu" in proc.stdout and "outputs:" in proc.stdout
@@ -29,3 +29,8 @@ def test_train_cli_logs_an_offline_wandb_run(tmp_path):
     assert "src_vocab" not in config
     assert summary["name"] == config["run_name"] == "transformer-multihead-sinusoidal-numbers-s42"
     assert summary["state"] == "finished"
+    # the opt-in attention viewer: attnlab-view's page of the heatmap example, an HTML panel
+    panel = summary["summary"]["val/attention_view"]
+    assert panel["_type"] == "html-file"
+    page = (offline[0] / "files" / panel["path"]).read_text()
+    assert 'id="attention-data"' in page and '"cross"' in page and "src=" not in page

@@ -4,6 +4,7 @@ sampling options, and the task through the real pipeline."""
 from __future__ import annotations
 
 import functools
+import json
 import sys
 
 import pytest
@@ -201,6 +202,14 @@ def test_a_character_lm_learns_its_text_and_generates_from_the_cli(tmp_path, tex
     assert nocache.stdout == proc.stdout
     odd = run_tool(tool, ["--ckpt", result.checkpoint, "--max-new-tokens", "5", "Zürich €"], input="")
     assert odd.returncode == 0 and "warning: the prompt holds 'Z', 'ü', '€'" in odd.stderr
+    # its heads: the loss as they are switched off (lower is better; 1 % of the loss is no loss)
+    heads = run_tool("attnlab.cli.heads", ["--ckpt", result.checkpoint, "--out", tmp_path / "heads", "--random-orders", "1", "--split", "test"])
+    assert heads.returncode == 0, heads.stderr[-2000:]
+    report = json.loads((tmp_path / "heads" / "heads.json").read_text())
+    assert report["metric"]["name"] == "loss" and not report["metric"]["higher_is_better"]
+    assert report["metric"]["unpruned"] == pytest.approx(result.metrics["test/loss"], rel=1e-6)
+    assert (report["kinds"]["self"]["layers"], report["kinds"]["self"]["heads"]) == (2, 4)
+    assert report["pruning"]["by_importance"][-1] > report["metric"]["unpruned"]  # 7 of 8 heads off
 
 
 def test_a_longer_test_context_gives_the_loss_by_position(tmp_path, text_files):

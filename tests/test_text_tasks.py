@@ -98,6 +98,15 @@ def test_classification_learns_and_the_checkpoint_predicts(tmp_path, text_data):
     assert sum(probs[0].values()) == pytest.approx(1.0)
     confusion = read_metrics(tmp_path / "out")
     assert confusion["metrics"]["test/macro_f1"] >= 0.9
+    # its heads: accuracy as they are switched off, and its attention as a page
+    heads = run_tool("attnlab.cli.heads", ["--ckpt", result.checkpoint, "--out", tmp_path / "heads", "--random-orders", "1"])
+    assert heads.returncode == 0, heads.stderr[-2000:]
+    report = json.loads((tmp_path / "heads" / "heads.json").read_text())
+    assert report["metric"] == {"name": "acc", "higher_is_better": True, "tolerance": 0.01, "unpruned": result.metrics["val/acc"]}
+    assert list(report["kinds"]) == ["self", "pooling"] and set(report["pruning"]["per_kind"]) == {"self", "pooling"}  # the pooling query's heads too
+    assert report["kinds"]["pooling"]["distance"] is None and report["kinds"]["pooling"]["entropy"] is not None  # a query with no position
+    view = run_tool("attnlab.cli.view", ["--ckpt", result.checkpoint, "the old dog", "--out", tmp_path / "view.html"])
+    assert view.returncode == 0 and '"self"' in (tmp_path / "view.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -181,6 +190,9 @@ def test_pretrain_fill_mask_and_fine_tune_from_it(tmp_path, text_data):
     assert cli.returncode == 0, cli.stderr
     (line,) = cli.stdout.splitlines()
     assert line.count("(") == 2
+    view = run_tool("attnlab.cli.view", ["--ckpt", mlm.checkpoint, "my [MASK] dog", "--out", tmp_path / "mlm.html"])
+    assert view.returncode == 0, view.stderr
+    assert '"rows": ["<bos>", "my", "<mask>", "dog", "<eos>"]' in (tmp_path / "mlm.html").read_text()
 
     # fine-tuning starts from exactly the pre-trained encoder, with its vocabulary
     fine_cfg = text_config(tmp_path / "fine", text_data, [f"task.init_from={mlm.checkpoint}", "task.freeze_encoder=true"])

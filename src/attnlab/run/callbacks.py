@@ -113,10 +113,13 @@ class EvalArtifacts(EvaluationCallback):
     JSON, for the sweep report.
     """
 
-    def __init__(self, num_examples: int = 4, num_heatmaps: int = 2, heatmap_dir: str = "heatmaps"):
+    def __init__(self, num_examples: int = 4, num_heatmaps: int = 2, heatmap_dir: str = "heatmaps", attention_view: bool = False):
         self.num_examples = num_examples
         self.num_heatmaps = num_heatmaps
         self.heatmap_dir = heatmap_dir
+        # the same examples as attnlab-view's page (every kind, layer and head; hover a token), a
+        # W&B HTML panel at each evaluation: opt-in, as each page holds every weight of its examples
+        self.attention_view = attention_view
 
     def on_evaluation(self, trainer, task, evaluation: Evaluation) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -148,6 +151,11 @@ class EvalArtifacts(EvaluationCallback):
                 payload[f"{stage}/{name}"] = table
                 payload[f"{stage}/{name}_chart"] = wandb.plot.line(table, curve.x, curve.y, title=curve.title)
             payload.update({f"{stage}/{name}": wandb.Image(plots.png_to_array(png)) for name, png in images.items()})
+            if self.attention_view and examples:
+                from attnlab.heads.viewer import render
+
+                page = render(evaluation.inputs[: len(examples)], examples, f"{stage} attention at step {step}")
+                payload[f"{stage}/attention_view"] = wandb.Html(page, inject=False)
             logger.experiment.log(payload)
         if "tensorboard" in loggers:
             writer = loggers["tensorboard"].experiment

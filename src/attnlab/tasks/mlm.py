@@ -22,7 +22,7 @@ from attnlab.data.vocab import Vocab
 from attnlab.errors import ConfigError
 from attnlab.models.base import inference
 from attnlab.models.factory import build_masked_lm
-from attnlab.tasks.base import Evaluation, Task, plain
+from attnlab.tasks.base import AttentionExample, AttentionMap, Evaluation, Task, plain
 from attnlab.tasks.shapes import TEXT_FIELDS, TEXT_SCHEMA
 
 MASK_MARK = "[MASK]"
@@ -250,3 +250,16 @@ class MaskedLMTask(Task):
                 best = probs.topk(min(top_k, probs.size(-1)), dim=-1)
                 out.append([[(self.display(int(i)), float(p)) for p, i in zip(ps, ix)] for ps, ix in zip(best.values, best.indices)])
         return out
+
+    def attention_examples(self, inputs: Sequence[str]) -> List[AttentionExample]:
+        """Which tokens each token attends to, in every layer and head of the encoder (a
+        ``[MASK]`` in the text is the mask token, as fill-mask reads it)."""
+        examples = []
+        with inference(self):
+            for text in inputs:
+                ids = self.encode_with_masks(text)
+                _, _, weights = self.model.encoder(torch.tensor([ids], device=self.device), need_weights=True)
+                if weights and weights[0] is not None:
+                    words = [self.display(i) for i in ids]
+                    examples.append(AttentionExample(text[:40], {"self": AttentionMap([w[0].float().cpu().numpy() for w in weights], words, words)}))
+        return examples
