@@ -222,6 +222,19 @@ def test_accumulator_on_known_maps():
     assert acc.result() == (None, None)
 
 
+def test_roles_count_where_each_query_looks_most():
+    """Voita et al.'s positional heads: the share of (real) queries whose top key is i - 1, i + 1, the first."""
+    acc = _Accumulator(heads=2, pooling=False, self_attention=True)
+    previous = torch.tensor([[1.0, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 0.8, 0.2, 0], [0, 0, 0.7, 0.3]])  # row 0 has no previous token
+    following = torch.tensor([[0.1, 0.9, 0, 0], [0, 0.2, 0.8, 0], [0, 0, 0.3, 0.7], [0, 0, 0, 1.0]])
+    acc(torch.stack([previous, following])[None], torch.tensor([[False, False, False, False]]))
+    shares = acc.role_shares()
+    np.testing.assert_allclose(shares["previous"], [0.75, 0.0])
+    np.testing.assert_allclose(shares["next"], [0.0, 0.75])
+    np.testing.assert_allclose(shares["first"], [0.5, 0.0])
+    assert _Accumulator(heads=1, pooling=False).role_shares() is None  # cross-attention: positions of two sequences
+
+
 def test_pruning_order_and_prunable_fraction():
     importance = {"a": np.array([[0.9, 0.1]]), "b": np.array([[0.5, 0.05]])}
     assert pruning.by_importance(importance) == [("b", 0, 1), ("a", 0, 1), ("b", 0, 0), ("a", 0, 0)]
@@ -266,6 +279,7 @@ def test_attnlab_heads_reports_every_head_and_the_curves(heads_report):
         assert (info["layers"], info["heads"]) == (1, 4)
         assert np.linalg.norm(np.array(info["importance"]), axis=-1) == pytest.approx(1.0, rel=1e-5)
         assert all(0 <= e <= math.log(64) for e in info["entropy"][0])
+    assert report["kinds"]["cross"]["roles"] is None and set(report["kinds"]["encoder_self"]["roles"]) == {"previous", "next", "first"}
     curve = report["pruning"]
     assert curve["fractions"] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     assert curve["heads_removed"] == [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]
@@ -336,6 +350,7 @@ def test_the_viewer_shows_the_models_weights_in_a_browser(trained, tmp_path):
     assert "src=" not in html and "href=" not in html  # nothing to fetch: the page works offline
     driver = browser()
     if driver is None:
+        assert not os.environ.get("ATTNLAB_REQUIRE_BROWSER"), "ATTNLAB_REQUIRE_BROWSER is set, and no chromium and chromedriver are installed"
         pytest.skip("no headless browser here (apt-get install chromium chromium-driver); the page was written but not opened")
     try:
         driver.get(page.as_uri())

@@ -135,6 +135,8 @@ def analyse(task: Any, loader: Any, split: str, batches: Optional[int], metric_n
                 "importance_raw": _listed(stats.raw_importance[kind]),
                 "entropy": _listed(stats.entropy[kind]),
                 "distance": _listed(stats.distance[kind]),
+                # Voita et al.'s positional heads: the share of tokens whose most attended key is i - 1, i + 1, the first
+                "roles": {role: _listed(share) for role, share in stats.roles[kind].items()} if kind in stats.roles else None,
             }
             for kind in shapes
         },

@@ -340,7 +340,7 @@ def write_report(
     header = ["configuration (arch / attention / pos_enc)", "seeds", "params"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row["config"], ",".join(str(s) for s in row["seeds"]), f"{row['params']:,}" if row["params"] else "–"]
+        cells = [row["config"], ",".join(str(s) for s in row["seeds"] if s is not None) or "–", f"{row['params']:,}" if row["params"] else "–"]
         cells += [fmt(*row[key], key, row["intervals"].get(key)) for _, key, _ in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

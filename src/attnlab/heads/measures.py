@@ -8,7 +8,10 @@
   queries (low: the head looks at a few positions; log S: it spreads evenly);
 * distance — the mean |i − j| between a query's position and the positions it attends to,
   weighted by the attention (for cross-attention: target position against source position, so a
-  monotone alignment reads as a small distance); none for a pooling query, which has no position.
+  monotone alignment reads as a small distance); none for a pooling query, which has no position;
+* roles (self-attention only) — the share of queries whose most attended key is the previous
+  token (j = i − 1), the next one (j = i + 1) or the first ([CLS], <bos>): Voita et al. 2019 call a
+  head positional when one relative position is its maximum for over 90 % of the tokens.
 
 Padding keys have no weight; padding queries of a self-attention with a padding mask are left out.
 The decoder's padding queries (teacher forcing on padded targets) cannot be told apart here and are
@@ -39,6 +42,7 @@ class HeadStats:
     raw_importance: Dict[str, np.ndarray]
     entropy: Dict[str, Optional[np.ndarray]]
     distance: Dict[str, Optional[np.ndarray]]
+    roles: Dict[str, Dict[str, np.ndarray]]  # self kinds: "previous", "next", "first" -> (layers, heads) shares
     batches: int = 0
     examples: int = 0
     loss: float = float("nan")  # the mean of the batches' losses
@@ -53,13 +57,17 @@ class _Accumulator:
 
     heads: int
     pooling: bool  # a learned query: no position to measure a distance from
+    self_attention: bool = False  # queries and keys are the same positions: roles mean something
     entropy: Tensor = field(init=False)
     distance: Tensor = field(init=False)
     count: Tensor = field(init=False)
+    roles: Dict[str, Tensor] = field(init=False)  # argmax counts per head
     distribution: bool = True  # False once a map had negative weights (differential attention)
 
     def __post_init__(self) -> None:
-        self.entropy, self.distance, self.count = torch.zeros(self.heads, dtype=torch.float64), torch.zeros(self.heads, dtype=torch.float64), torch.zeros(self.heads, dtype=torch.float64)
+        zeros = lambda: torch.zeros(self.heads, dtype=torch.float64)  # noqa: E731
+        self.entropy, self.distance, self.count = zeros(), zeros(), zeros()
+        self.roles = {"previous": zeros(), "next": zeros(), "first": zeros()}
 
     def __call__(self, weights: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> None:
         if weights is None:
@@ -79,6 +87,10 @@ class _Accumulator:
             gap = (torch.arange(T, device=w.device)[:, None] - torch.arange(S, device=w.device)[None, :]).abs().to(w.dtype)  # (T, S)
             distance = (w * gap).sum(-1)  # (B, H, T)
             self.distance += (distance * keep).sum((0, 2)).double().cpu()
+        if self.self_attention and T == S:
+            offset = w.argmax(-1) - torch.arange(T, device=w.device)  # (B, H, T): the top key's j - i
+            for role, hit in (("previous", offset == -1), ("next", offset == 1), ("first", w.argmax(-1) == 0)):
+                self.roles[role] += (hit.to(w.dtype) * keep).sum((0, 2)).double().cpu()
         self.count += keep.sum().double().cpu().expand(H)
 
     def result(self):
@@ -86,6 +98,11 @@ class _Accumulator:
             return None, None
         entropy = (self.entropy / self.count).numpy()
         return entropy, (None if self.pooling else (self.distance / self.count).numpy())
+
+    def role_shares(self) -> Optional[Dict[str, np.ndarray]]:
+        if not self.self_attention or not self.distribution or not bool((self.count > 0).all()):
+            return None
+        return {role: (hits / self.count).numpy() for role, hits in self.roles.items()}
 
 
 def measure_heads(task: Any, batches: Iterable[Any], seed: int = 0) -> HeadStats:
@@ -97,7 +114,7 @@ def measure_heads(task: Any, batches: Iterable[Any], seed: int = 0) -> HeadStats
     dtype = next(model.parameters()).dtype
     gates = {kind: torch.ones(len(attns), attns[0].num_heads, dtype=dtype, requires_grad=True) for kind, attns in layers.items()}
     sinks: Dict[str, List[_Accumulator]] = {
-        kind: [_Accumulator(a.num_heads, pooling=kind == "pooling") for a in attns] for kind, attns in layers.items()
+        kind: [_Accumulator(a.num_heads, pooling=kind == "pooling", self_attention=kind.endswith("self")) for a in attns] for kind, attns in layers.items()
     }
     attentions: List[Attention] = []
     for kind, attns in layers.items():
@@ -130,8 +147,12 @@ def measure_heads(task: Any, batches: Iterable[Any], seed: int = 0) -> HeadStats
     importance = {kind: grid / (np.linalg.norm(grid, axis=-1, keepdims=True) + 1e-20) for kind, grid in raw.items()}
     entropy: Dict[str, Optional[np.ndarray]] = {}
     distance: Dict[str, Optional[np.ndarray]] = {}
+    roles: Dict[str, Dict[str, np.ndarray]] = {}
     for kind, accumulators in sinks.items():
         results = [acc.result() for acc in accumulators]
         entropy[kind] = None if any(e is None for e, _ in results) else np.stack([e for e, _ in results])
         distance[kind] = None if any(d is None for _, d in results) else np.stack([d for _, d in results])
-    return HeadStats(importance, raw, entropy, distance, batches_seen, examples, loss_sum / max(batches_seen, 1))
+        shares = [acc.role_shares() for acc in accumulators]
+        if all(share is not None for share in shares):
+            roles[kind] = {role: np.stack([share[role] for share in shares]) for role in shares[0]}
+    return HeadStats(importance, raw, entropy, distance, roles, batches_seen, examples, loss_sum / max(batches_seen, 1))
