@@ -59,6 +59,8 @@ bench: install minilm shakespeare
 	$(BIN)/python benchmarks/text.py
 	$(BIN)/python benchmarks/attention.py
 	$(BIN)/python benchmarks/length.py
+	$(BIN)/python benchmarks/gates.py
+	$(BIN)/python benchmarks/gates.py experiment=shakespeare_char
 	$(BIN)/python benchmarks/batching.py
 	$(BIN)/python benchmarks/report.py
 

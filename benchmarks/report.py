@@ -14,7 +14,7 @@ from harness import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 # the order a reader meets them in: the train step first, then the tasks, then decoding
-ORDER = ["peers", "overhead", "overhead_shakespeare_char", "bf16_d_model256_d_ff1024", "bf16_d_model512_d_ff2048", "attention", "length", "positions", "decoding", "lm_sampling", "batching", "text"]
+ORDER = ["peers", "overhead", "overhead_shakespeare_char", "gates", "gates_experimentshakespeare_char", "bf16_d_model256_d_ff1024", "bf16_d_model512_d_ff2048", "attention", "length", "positions", "decoding", "lm_sampling", "batching", "text"]
 
 
 def section(result: dict, name: str) -> list[str]:

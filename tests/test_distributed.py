@@ -67,6 +67,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert ids == {first_id}  # the resumed W&B run is the same run
 
 
+@pytest.mark.slow  # a train.py process, ~8 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty_run"
     empty.mkdir()
@@ -74,6 +75,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     assert proc.returncode != 0 and "there is no checkpoints/last.ckpt" in proc.stderr
 
 
+@pytest.mark.slow  # train.py processes, ~12 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_joblib_launcher_refuses_ddp_up_front(tmp_path):
     proc = run_train_cli(["-m", "hydra/launcher=joblib", "trainer=ddp_cpu", "seed=1,2", *TINY, f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
     assert "hydra/launcher=joblib cannot run DDP jobs" in proc.stderr

@@ -39,6 +39,7 @@ def test_eval_reproduces_the_test_metrics_logged_in_training(trained, tmp_path):
     assert hyps == (tmp / "out" / "test_hypotheses.txt").read_text().splitlines()
 
 
+@pytest.mark.slow  # an eval.py process, ~8 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_eval_on_val_with_greedy_override(trained, tmp_path):
     tmp, result = trained
     last_epoch = tmp / "out" / "checkpoints" / "epoch_001.ckpt"  # the weights of the run's final validation

@@ -126,6 +126,7 @@ def test_debug_overfit_memorises_one_batch(tmp_path, data_dir):
     assert translator.translate([s for s, _ in batch]) == [t for _, t in batch]
 
 
+@pytest.mark.slow  # ~9 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_dates_data_trains(tmp_path, data_dir):
     import re
 
@@ -155,6 +156,7 @@ def test_invalid_settings_fail_before_training_naming_the_key(overrides, message
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+@pytest.mark.slow  # three trainings, ~10 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_same_seed_same_metrics_and_seed_changes_model_not_data(tmp_path, data_dir):
     def run(name, seed):
         cfg = compose_config(tmp_path / name, [f"seed={seed}"], data_dir)
@@ -188,7 +190,7 @@ def test_checkpoint_alone_translates_with_weights_only_loading(tmp_path, data_di
     assert task.translator.translate(sources) == hyps  # one batch of 24, as in the test pass
 
 
-@pytest.mark.parametrize("logger", ["tensorboard", "csv"])
+@pytest.mark.parametrize("logger", ["tensorboard", pytest.param("csv", marks=pytest.mark.slow)])  # csv: the slow tier (fast tier under 10 minutes)
 def test_tensorboard_and_csv_loggers_write_their_files(logger, tmp_path, data_dir):
     result = train(compose_config(tmp_path, [f"logger={logger}", "trainer.log_every_n_steps=1"], data_dir))
     out = tmp_path / "out"

@@ -152,7 +152,15 @@ PIPELINE = [[f"attention={a}", f"pos_enc={p}"] for a in ("multihead", "dot", "ad
 KINDS = [["attention=local", "attention.window=2", "pos_enc=alibi"], ["attention=linear", "pos_enc=rotary"], ["attention=mla", "pos_enc=t5"], ["attention=differential", "pos_enc=rotary"]]
 
 
-@pytest.mark.parametrize("overrides", PIPELINE + KINDS + [["attention.num_kv_heads=1"], ["attention.num_kv_heads=2", "pos_enc=rotary"]], ids=lambda o: "-".join(x.split("=")[1] for x in o))
+# the T5 bias and multi-query attention train in the slow tier too (each ~7 s; the fast tier has to fit 10 minutes)
+SLOW_HERE = [["attention=multihead", "pos_enc=t5"], ["attention=dot", "pos_enc=t5"], ["attention=additive", "pos_enc=t5"], ["attention.num_kv_heads=1"]]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [pytest.param(o, marks=pytest.mark.slow) if o in SLOW_HERE else o for o in PIPELINE + KINDS + [["attention.num_kv_heads=1"], ["attention.num_kv_heads=2", "pos_enc=rotary"]]],
+    ids=lambda o: "-".join(x.split("=")[1] for x in o),
+)
 def test_every_new_combination_trains(overrides, tmp_path, data_dir):
     from attnlab.run.pipeline import train
     from tests.helpers import compose_config

@@ -62,6 +62,7 @@ def test_a_multirun_gives_one_grouped_wandb_run_per_job_and_a_report(tmp_path):
     assert (sweep / "attention_grid.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # a multirun process, ~9 s: moved to the slow tier to keep the fast tier under 10 minutes on 2 cores (issue 30's tests came in)
 def test_a_failing_job_does_not_stop_the_sweep_and_the_report_names_it(tmp_path):
     logs = tmp_path / "logs"
     args = ["-m", "attention.num_heads=4,3", "logger=none", *SWEEP_TINY, f"paths.log_dir={logs}"]
