@@ -12,7 +12,6 @@ import copy
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -319,28 +318,13 @@ def test_an_eval_with_the_same_heads_off_scores_the_curves_point(trained, heads_
 
 
 # -- the viewer, in a real browser --------------------------------------------------------------------
-def browser():
-    """Headless Chromium through Selenium with Debian's chromedriver, or None where there is none."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not (chromium and driver):
-        return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,900"):
-        options.add_argument(argument)
-    return webdriver.Chrome(service=Service(driver), options=options)
-
-
 def test_the_viewer_shows_the_models_weights_in_a_browser(trained, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     from attnlab.tasks.checkpoints import load_task
+    from tests.browser import browser, show
 
     page = tmp_path / "view.html"
     texts = ["seven hundred and twelve", "forty"]
@@ -353,15 +337,9 @@ def test_the_viewer_shows_the_models_weights_in_a_browser(trained, tmp_path):
         assert not os.environ.get("ATTNLAB_REQUIRE_BROWSER"), "ATTNLAB_REQUIRE_BROWSER is set, and no chromium and chromedriver are installed"
         pytest.skip("no headless browser here (apt-get install chromium chromium-driver); the page was written but not opened")
     try:
-        driver.get(page.as_uri())
-        Select(driver.find_element(By.ID, "example")).select_by_value("0")
-        Select(driver.find_element(By.ID, "kind")).select_by_value("cross")
-        Select(driver.find_element(By.ID, "layer")).select_by_value("0")
-        Select(driver.find_element(By.ID, "head")).select_by_value("2")
-        queries = driver.find_elements(By.CSS_SELECTOR, "#queries .query")
-        ActionChains(driver).move_to_element(queries[1]).perform()
+        shown = show(driver, page, "cross", 0, 2, 1)
         keys = driver.find_elements(By.CSS_SELECTOR, "#keys .key")
-        shown = [float(k.get_attribute("data-weight")) for k in keys]
+        queries = driver.find_elements(By.CSS_SELECTOR, "#queries .query")
         # the model's own cross-attention of the same greedy translation: layer 0, head 2, output token 1
         maps = load_task(trained.checkpoint).translator.attention_maps(texts[:1])[0]
         assert [k.text for k in keys] == maps["source"]
