@@ -5,7 +5,9 @@ round:
 * before — attention as it was before gates existed (no gate check in the output projection, no
   weights-sink check in forward), patched in for the measurement;
 * unset — today's code with no task.head_mask (what every training run is);
-* ones — every head gated by 1 (what an evaluation with task.head_mask pays; the same numbers).
+* ones — every head gated by 1 (what an evaluation with task.head_mask pays; the same numbers);
+* before again — "before" a second time: its ratio to "before" is the noise of this machine, what
+  "within noise" is measured against.
 
 Reports median step times and the per-round ratios to "before" (median, min–max); writes
 benchmarks/results/gates[_<overrides>].json.
@@ -64,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     task, datamodule = task_and_data(["logger=none", *args.overrides])
     batch = next(iter(datamodule.train_dataloader()))
-    variants = {"before": before, "unset": contextlib.nullcontext, "ones": lambda: gated_by_ones(task.model)}
+    variants = {"before": before, "unset": contextlib.nullcontext, "ones": lambda: gated_by_ones(task.model), "before again": before}
 
     def measure(context) -> float:
         with context():
@@ -72,7 +74,7 @@ def main() -> None:
 
     step_time(task, batch, 3)  # warm-up: allocator, kernels
     times = rotate(variants, args.rounds, measure)
-    ratios = {name: ratio_summary(times[name], times["before"]) for name in ("unset", "ones")}
+    ratios = {name: ratio_summary(times[name], times["before"]) for name in ("unset", "ones", "before again")}
     heads = ", ".join(f"{kind} {len(a)}×{a[0].num_heads}" for kind, a in headed_layers(task.model).items())
     rows = [[name, f"{statistics.median(times[name]) * 1e3:.1f} ms a step" + (f", {spread(ratios[name])} of before" if name in ratios else "")] for name in variants]
     suffix = "_" + "_".join(o.replace("=", "").replace(".", "").replace("/", "") for o in args.overrides) if args.overrides else ""
