@@ -186,3 +186,17 @@ def test_impossible_position_settings_are_refused_before_training(overrides, mes
     with pytest.raises(ConfigError, match=message):
         train(compose_config(tmp_path, overrides, data_dir))
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_rotary_tables_made_under_inference_mode_still_train():
+    """A validation (or sanity check) before training builds the rotary tables under
+    torch.inference_mode(): they must still serve a backward pass afterwards."""
+    pos = RotaryPositionalEncoding(32)
+    attn = MultiHeadAttention(32, num_heads=4, position_hook=pos.attention_hook(causal=True))
+    x = torch.randn(2, 5, 32)
+    with torch.inference_mode():
+        before = attn(x, x, x, causal=True)[0]
+    out = attn(x, x, x, causal=True)[0]
+    out.sum().backward()  # failed with "Inference tensors cannot be saved for backward"
+    assert attn.q_proj.weight.grad is not None
+    torch.testing.assert_close(out.detach(), before)

@@ -132,9 +132,13 @@ class RotaryHook(PositionHook):
         cached = self._tables.get(key)
         if cached is None or cached[0].size(0) < end:
             length = max(end, 2 * cached[0].size(0)) if cached is not None else max(end, 256)
-            inv_freq = self.base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)  # θ_i = base^(-2i/d)
-            angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * inv_freq[None, :]  # (L, d/2)
-            cached = (angles.cos().to(dtype), angles.sin().to(dtype))
+            # ordinary tensors even when the first call comes under inference mode (a validation or a
+            # sanity check before training, an evaluation before attnlab-heads' gradients): an
+            # inference tensor in the cache would fail every later backward pass
+            with torch.inference_mode(False):
+                inv_freq = self.base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)  # θ_i = base^(-2i/d)
+                angles = torch.arange(length, dtype=torch.float64, device=device)[:, None] * inv_freq[None, :]  # (L, d/2)
+                cached = (angles.cos().to(dtype), angles.sin().to(dtype))
             self._tables[key] = cached
         return cached
 
