@@ -292,7 +292,7 @@ def test_attnlab_heads_reports_every_head_and_the_curves(heads_report):
     assert report["order"] == [f"{k}.{l}.{h}" for k, l, h in pruning.by_importance(importance)]
     for name in ("heads.png", "pruning.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"prunable within {metric['tolerance']:g}: {curve['prunable_by_importance']:.0%} of the heads by importance" in proc.stdout
+    assert f"prunable within {metric['tolerance']:.3g}: {curve['prunable_by_importance']:.0%} of the heads by importance" in proc.stdout
 
 
 def test_attnlab_heads_logs_to_wandb(heads_report):

@@ -236,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     random_note = f"; random orders: {', '.join(f'{f:.0%}' for f in curve['prunable_random'])}" if curve["prunable_random"] else ""
     print(
         f"{report['task']} on {report['split']} ({report['examples']} examples): {metric['name']} {metric['unpruned']:.4f} unpruned; "
-        f"prunable within {metric['tolerance']:g}: {curve['prunable_by_importance']:.0%} of the heads by importance{random_note}"
+        f"prunable within {metric['tolerance']:.3g}: {curve['prunable_by_importance']:.0%} of the heads by importance{random_note}"
         + (f"; most sensitive attention: {curve['most_sensitive_kind']}" if curve["most_sensitive_kind"] else "")
     )
     print(f"wrote {args.out / 'heads.json'}, {args.out / 'heads.png'}, {args.out / 'pruning.png'}" + (f"; W&B run in {report['wandb_dir']}" if report.get("wandb_dir") else ""))
