@@ -6,6 +6,7 @@ sweep report and attnlab-compare on run directories written here."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 
@@ -227,3 +228,41 @@ def test_compare_refuses_runs_on_other_examples_naming_the_line(sweep, tmp_path,
     assert compare_cli.main([str(sweep / "0"), str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not the same test examples" in err and "test_examples.jsonl:17" in err and "differ in text" in err
+
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def examples(self, split):
+        return self
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_the_sacrebleu_interval_is_sacrebleus_own(name):
+    """The same resamples and 95 % interval as sacrebleu's corpus_score(n_bootstrap=...) (1e-9)."""
+    import sacrebleu
+
+    from attnlab.stats.compare import sacrebleu_interval, sacrebleu_seed
+
+    rng = random.Random(0)
+    words = "the a cat dog sat ran on in mat house red big".split()
+    rows = [{"reference": " ".join(rng.choices(words, k=8)), "hypothesis": " ".join(rng.choices(words, k=8))} for _ in range(60)]
+    ours = sacrebleu_interval(name, _Rows(rows), "test/" + name, 300, 7)
+    metric = sacrebleu.BLEU() if name == "bleu" else sacrebleu.CHRF()
+    with sacrebleu_seed(7):
+        theirs = metric.corpus_score([r["hypothesis"] for r in rows], [[r["reference"] for r in rows]], n_bootstrap=300)
+    assert ours.estimate == pytest.approx(theirs.score, abs=1e-9)
+    assert (ours.low, ours.high) == pytest.approx((float(theirs._mean - theirs._ci), float(theirs._mean + theirs._ci)), abs=1e-4)  # sacrebleu's float32
+
+
+def test_the_sacrebleu_interval_of_a_chrf_near_zero():
+    """chrF resamples that score exactly 0 (a Python float) next to numpy float32 ones: sacrebleu's
+    own estimate_ci fails ("don't know how to coerce float and float32"), as a tiny model's run did
+    in the slow tier; the interval is still made."""
+    from attnlab.stats.compare import sacrebleu_interval
+
+    rows = [{"reference": "one two three four five", "hypothesis": "one two three four five" if i == 0 else "zzz"} for i in range(40)]
+    bound = sacrebleu_interval("chrf", _Rows(rows), "test/chrf", 200, 1)
+    # sacrebleu's interval is the resamples' mean ± half their 95 % span: it may reach below 0
+    assert bound.low < bound.estimate < bound.high and np.isfinite([bound.low, bound.high]).all()

@@ -103,12 +103,20 @@ def sacrebleu_interval(name: str, run: Run, key: str, resamples: int, seed: int)
     """sacrebleu's own bootstrap confidence interval of a run's BLEU or chrF (``--confidence``)."""
     import sacrebleu
 
+    from sacrebleu.significance import _bootstrap_resample
+
     rows = run.examples(key.split("/")[0]).rows
     metric = sacrebleu.BLEU() if name == "bleu" else sacrebleu.CHRF()
+    hypotheses, references = [r["hypothesis"] for r in rows], [[r["reference"] for r in rows]]
+    # sacrebleu's resamples, and its interval (Score.estimate_ci) computed here: its own
+    # statistics.mean fails on a mix of float and numpy float32 scores, which a resample scoring
+    # exactly 0 brings (a run whose BLEU is near 0; "don't know how to coerce float and float32")
     with sacrebleu_seed(seed):
-        scored = metric.corpus_score([r["hypothesis"] for r in rows], [[r["reference"] for r in rows]], n_bootstrap=resamples)
-    mean, half = float(scored._mean), float(scored._ci)  # sacrebleu keeps them as numpy float32
-    return Interval(float(scored.score), mean - half, mean + half, f"sacrebleu bootstrap over {len(rows):,} examples")
+        _, scores = _bootstrap_resample(metric._extract_corpus_statistics(hypotheses, references), metric, resamples)
+    raw = sorted(float(s.score) for s in scores)
+    cut = len(raw) // 40  # 95 %: 1/40 from each end, as sacrebleu
+    mean, half = sum(raw) / len(raw), 0.5 * (raw[len(raw) - cut - 1] - raw[cut])
+    return Interval(float(metric.corpus_score(hypotheses, references).score), mean - half, mean + half, f"sacrebleu bootstrap over {len(rows):,} examples")
 
 
 def interval(runs: Sequence[Run], key: str, resamples: int = 1000, seed: int = 12345) -> Interval:
