@@ -26,7 +26,7 @@ from composed import task_and_data
 from harness import environment, publish, ratio_summary, rotate, spread, step_time
 
 from attnlab.attention.core import Attention
-from attnlab.heads.gates import headed_layers, set_head_mask
+from attnlab.heads.gates import describe_heads, headed_layers, set_head_mask
 
 
 def forward_before(self, query, key, value, key_padding_mask=None, attn_mask=None, need_weights=False, causal=False):
@@ -75,7 +75,7 @@ def main() -> None:
     step_time(task, batch, 3)  # warm-up: allocator, kernels
     times = rotate(variants, args.rounds, measure)
     ratios = {name: ratio_summary(times[name], times["before"]) for name in ("unset", "ones", "before again")}
-    heads = ", ".join(f"{kind} {len(a)}×{a[0].num_heads}" for kind, a in headed_layers(task.model).items())
+    heads = describe_heads(headed_layers(task.model))
     rows = [[name, f"{statistics.median(times[name]) * 1e3:.1f} ms a step" + (f", {spread(ratios[name])} of before" if name in ratios else "")] for name in variants]
     suffix = "_" + "_".join(o.replace("=", "").replace(".", "").replace("/", "") for o in args.overrides) if args.overrides else ""
     publish(

@@ -29,6 +29,7 @@ from torch import Tensor
 from attnlab.attention import Attention
 from attnlab.errors import ConfigError
 from attnlab.run.checks import HEAD_MASK_FORM, head_mask_form
+from attnlab.tasks.base import plain
 
 KEY = "task.head_mask"
 _NAME = re.compile(r"^([a-z_]+)(?:\.(\d+))?(?:\.(\d+))?$")
@@ -36,10 +37,14 @@ _NAME = re.compile(r"^([a-z_]+)(?:\.(\d+))?(?:\.(\d+))?$")
 HeadMask = Dict[str, Tensor]  # kind -> (layers, heads) gates
 
 
+def attention_layers(model: torch.nn.Module) -> Dict[str, List[Attention]]:
+    """The model's attentions by kind (a model of another project's task may name none)."""
+    return model.attention_layers() if hasattr(model, "attention_layers") else {}
+
+
 def headed_layers(model: torch.nn.Module) -> Dict[str, List[Attention]]:
     """The model's kinds of attention whose every layer has heads to gate."""
-    layers = model.attention_layers() if hasattr(model, "attention_layers") else {}
-    return {kind: attns for kind, attns in layers.items() if attns and all(a.headed for a in attns)}
+    return {kind: attns for kind, attns in attention_layers(model).items() if attns and all(a.headed for a in attns)}
 
 
 def describe_heads(layers: Mapping[str, List[Attention]]) -> str:
@@ -52,23 +57,17 @@ def require_heads(model: torch.nn.Module, what: str) -> Dict[str, List[Attention
     checkpoint or the model, as the user named it)."""
     layers = headed_layers(model)
     if not layers:
-        attentions = {a.name for attns in (model.attention_layers() if hasattr(model, "attention_layers") else {}).values() for a in attns}
+        attentions = {a.name for attns in attention_layers(model).values() for a in attns}
         has = f"its attention ({', '.join(sorted(attentions))}) has no heads" if attentions else "it has no attention"
         raise ConfigError(f"{what} has no attention heads to gate: {has}; heads exist in attention=multihead, local, linear, mla and differential")
     return layers
-
-
-def _plain(value: Any) -> Any:
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def head_mask(value: Any, model: torch.nn.Module, what: str = "this model") -> Optional[HeadMask]:
     """``task.head_mask`` as gates (layers, heads) per kind of ``model``; None: no gates. Refuses,
     in one line naming the key, a kind the model lacks, a shape that is not the model's, a gate
     outside [0, 1] and a mask that switches off every head of the model."""
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return None
     if not head_mask_form(value):  # (train.py and eval.py refused it already; other callers here)

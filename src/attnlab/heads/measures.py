@@ -47,9 +47,6 @@ class HeadStats:
     examples: int = 0
     loss: float = float("nan")  # the mean of the batches' losses
 
-    def kinds(self) -> List[str]:
-        return list(self.importance)
-
 
 @dataclass
 class _Accumulator:

@@ -85,7 +85,6 @@ def prunable(fractions: Sequence[float], values: Sequence[float], metric: Metric
     return best
 
 
-def curve(order: Sequence[Head], shapes: Dict[str, Tuple[int, int]], fractions: Sequence[float], evaluate: Callable[[HeadMask], float], total: Optional[int] = None) -> List[float]:
-    """The metric with the first round(f · total) heads of ``order`` switched off, per fraction."""
-    total = len(order) if total is None else total
-    return [evaluate(mask_without(shapes, order[: count_at(f, total)])) for f in fractions]
+def curve(order: Sequence[Head], shapes: Dict[str, Tuple[int, int]], fractions: Sequence[float], evaluate: Callable[[HeadMask], float]) -> List[float]:
+    """The metric with the first round(f · len(order)) heads of ``order`` switched off, per fraction."""
+    return [evaluate(mask_without(shapes, order[: count_at(f, len(order))])) for f in fractions]

@@ -111,12 +111,13 @@ def sacrebleu_interval(name: str, run: Run, key: str, resamples: int, seed: int)
     # sacrebleu's resamples, and its interval (Score.estimate_ci) computed here: its own
     # statistics.mean fails on a mix of float and numpy float32 scores, which a resample scoring
     # exactly 0 brings (a run whose BLEU is near 0; "don't know how to coerce float and float32")
+    stats = metric._extract_corpus_statistics(hypotheses, references)  # what corpus_score does, once for both
     with sacrebleu_seed(seed):
-        _, scores = _bootstrap_resample(metric._extract_corpus_statistics(hypotheses, references), metric, resamples)
+        _, scores = _bootstrap_resample(stats, metric, resamples)
     raw = sorted(float(s.score) for s in scores)
     cut = len(raw) // 40  # 95 %: 1/40 from each end, as sacrebleu
     mean, half = sum(raw) / len(raw), 0.5 * (raw[len(raw) - cut - 1] - raw[cut])
-    return Interval(float(metric.corpus_score(hypotheses, references).score), mean - half, mean + half, f"sacrebleu bootstrap over {len(rows):,} examples")
+    return Interval(float(metric._aggregate_and_compute(stats).score), mean - half, mean + half, f"sacrebleu bootstrap over {len(rows):,} examples")
 
 
 def interval(runs: Sequence[Run], key: str, resamples: int = 1000, seed: int = 12345) -> Interval:
